@@ -1,0 +1,221 @@
+"""How to send one attempt: one httpx.AsyncClient, raw timestamps, every failure classified.
+
+Transport: httpx's API over the aiohttp-backed `httpx_aiohttp.AiohttpTransport`. On this
+machine httpx's default (httpcore) pool cost 2.7-5 ms of CPU per streamed request at
+concurrency 64-256 and its TTFT became a queueing artefact; the aiohttp-backed transport
+stayed at ~0.4 ms (shared/docs/performance-notes.md; re-measured in `make bench`). Its
+connection limit defaults to 100, so it is sized to the run's concurrency here. The transport
+is injectable (tests pass httpx.MockTransport).
+
+Timestamps are `time.perf_counter_ns()` taken as soon as a read returns bytes, before any
+parsing, so parsing cost never shifts a token's arrival time. No retries here: `retry.py`
+decides, the runner acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from lavabench.errors import (
+    AuthFailed,
+    ConfigError,
+    BadRequest,
+    GatewayError,
+    InsufficientBalance,
+    RateLimited,
+    StreamBroken,
+    Unavailable,
+)
+from lavabench.retry import parse_retry_after
+from lavabench.wire import (
+    ChatStreamAccumulator,
+    SSEDecoder,
+    StreamResult,
+    error_message_from_body,
+    parse_completion,
+)
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass
+class Timeouts:
+    """`runner.timeouts` in config (a Hydra structured-config schema, hence not frozen)."""
+
+    connect_s: float = 10.0
+    read_s: float = 120.0  # longest silence allowed between two reads
+    total_s: float = 600.0  # whole attempt, headers to [DONE]
+
+    def __post_init__(self) -> None:
+        if min(self.connect_s, self.read_s, self.total_s) <= 0:
+            raise ConfigError("runner.timeouts: every timeout must be > 0 seconds")
+
+
+@dataclass(frozen=True)
+class WireRequest:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    stream: bool
+
+
+@dataclass
+class Attempt:
+    """One attempt's raw observations; `perf_counter_ns` stamps, absolute."""
+
+    send_ns: int
+    started_at: datetime
+    end_ns: int = 0
+    headers_ns: int | None = None
+    http_status: int | None = None
+    result: StreamResult | None = None
+    error: GatewayError | None = None
+    lava_request_id: str | None = None
+    server_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+SERVER_TIMING_HEADERS = (
+    "fireworks-server-time-to-first-token",
+    "fireworks-server-processing-time",
+)
+
+
+def classify_response(status: int, body: bytes, headers: Mapping[str, str]) -> GatewayError:
+    """Map a non-200 response to exactly one error kind (the retry policy reads only that)."""
+    message = f"HTTP {status}: {error_message_from_body(body)}"
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    if status in (401, 403):
+        return AuthFailed(
+            message + " -- check LAVA_SECRET_KEY / LAVA_FORWARD_TOKEN (or the direct key)",
+            http_status=status,
+        )
+    if status == 402:
+        return InsufficientBalance(
+            message + " -- add funds to the Lava wallet (or the Fireworks account)",
+            http_status=status,
+        )
+    if status == 429:
+        return RateLimited(message, http_status=status, retry_after_s=retry_after)
+    if status in (408, 409) or status >= 500:
+        return Unavailable(message, http_status=status, retry_after_s=retry_after)
+    return BadRequest(message, http_status=status)
+
+
+def classify_exception(exc: BaseException, *, after_headers: bool) -> GatewayError:
+    """Transport failures: before a 200's headers the server was unreachable or slow
+    (retryable); after them the stream broke (also retryable, but a partial answer)."""
+    cause = exc.__cause__ or exc
+    detail = f"{type(cause).__name__}: {cause}".strip().rstrip(":")
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        what = "stream stalled" if after_headers else "timed out before response headers"
+        return (StreamBroken if after_headers else Unavailable)(f"{what} ({detail})")
+    if after_headers:
+        return StreamBroken(f"connection lost mid-stream ({detail})")
+    return Unavailable(f"connection failed ({detail})")
+
+
+class HttpClient:
+    """Sends attempts over one pooled connection set; safe to share across tasks."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        timeouts: Timeouts,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        if transport is None:
+            from httpx_aiohttp import AiohttpTransport
+
+            transport = AiohttpTransport(limits=limits)
+        self._timeouts = timeouts
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            limits=limits,
+            # Proxy variables would mount httpcore proxy transports beside ours: never.
+            trust_env=False,
+            timeout=httpx.Timeout(
+                connect=timeouts.connect_s, read=timeouts.read_s, write=timeouts.read_s, pool=None
+            ),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def send(self, request: WireRequest) -> Attempt:
+        attempt = Attempt(send_ns=time.perf_counter_ns(), started_at=datetime.now(UTC))
+        try:
+            async with asyncio.timeout(self._timeouts.total_s):
+                await self._exchange(request, attempt)
+        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+            attempt.error = classify_exception(exc, after_headers=attempt.http_status == 200)
+        attempt.end_ns = time.perf_counter_ns()
+        return attempt
+
+    async def _exchange(self, request: WireRequest, attempt: Attempt) -> None:
+        async with self._client.stream(
+            "POST", request.url, content=request.body, headers=request.headers
+        ) as response:
+            attempt.headers_ns = time.perf_counter_ns()
+            attempt.http_status = response.status_code
+            headers = response.headers
+            attempt.lava_request_id = headers.get("x-lava-request-id")
+            for name in SERVER_TIMING_HEADERS:
+                if name in headers:
+                    attempt.server_headers[name] = headers[name]
+            if response.status_code != 200:
+                body = await _read_capped(response)
+                attempt.error = classify_response(response.status_code, body, headers)
+                return
+            if request.stream:
+                attempt.result = await _read_stream(response)
+                if attempt.result.error:
+                    attempt.error = StreamBroken(attempt.result.error, http_status=200)
+                elif not attempt.result.done:
+                    attempt.error = StreamBroken(
+                        "stream ended without [DONE]: truncated response", http_status=200
+                    )
+            else:
+                body = await response.aread()
+                attempt.result, problem = parse_completion(body)
+                if problem:
+                    attempt.error = StreamBroken(problem, http_status=200)
+
+
+async def _read_stream(response: httpx.Response) -> StreamResult:
+    decoder = SSEDecoder()
+    acc = ChatStreamAccumulator()
+    perf_counter_ns = time.perf_counter_ns
+    async for chunk in response.aiter_raw():
+        t_ns = perf_counter_ns()
+        for event in decoder.feed(chunk):
+            acc.on_data(event.data, t_ns)
+        if acc.result.error:
+            break  # the connection is discarded; reading on would only cost time
+    # After [DONE] we still read to EOF (the chunked terminator) so the connection is reused.
+    if not acc.result.done and not acc.result.error:
+        for event in decoder.close():
+            acc.on_data(event.data, perf_counter_ns())
+    return acc.finish()
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_raw():
+        body += chunk
+        if len(body) >= _MAX_ERROR_BODY:
+            break
+    return bytes(body)

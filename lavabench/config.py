@@ -1,0 +1,124 @@
+"""Config schema (Hydra structured configs) and the one place it is checked.
+
+`conf/config.yaml` composes: catalog (prices), endpoint (sim | lava | direct), dataset,
+sim (simulator profiles), plus the `runner` and `records` nodes typed here. A typo in a key
+fails at compose time (struct mode); ranges are checked in `__post_init__` when
+`load_config` converts the composed config to objects. Secrets never live in config:
+only the names of environment variables do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from lavabench.client import Timeouts
+from lavabench.endpoints import EndpointSettings
+from lavabench.errors import ConfigError
+from lavabench.retry import RetryPolicy
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass
+class RunnerConf:
+    concurrency: int = 16
+    rate: float | None = None  # requests/s cap; null = only the concurrency cap
+    repeats: int = 1
+    warmup_requests: int = 0  # per model, flagged and excluded from statistics
+    max_tokens: int = 512  # always sent: Fireworks would default to 2048
+    stream: bool = True
+    seed: int | None = 0  # sent as `seed` (+ repeat index); null = not sent
+    params: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.0})
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.concurrency >= 1, "runner.concurrency must be >= 1"),
+            (self.rate is None or self.rate > 0, "runner.rate must be > 0 or null"),
+            (self.repeats >= 1, "runner.repeats must be >= 1"),
+            (self.warmup_requests >= 0, "runner.warmup_requests must be >= 0"),
+            (self.max_tokens >= 1, "runner.max_tokens must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        reserved = {"model", "messages", "max_tokens", "stream", "stream_options", "seed"}
+        clash = reserved & set(self.params)
+        if clash:
+            raise ConfigError(
+                f"runner.params: {sorted(clash)} are set by lavabench itself; use "
+                "runner.max_tokens / runner.stream / runner.seed instead"
+            )
+
+
+@dataclass
+class RecordsConf:
+    response_text: bool = True  # store the answer text in each row
+    flush_rows: int = 500
+    flush_interval_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.flush_rows < 1 or self.flush_interval_s <= 0:
+            raise ConfigError("records.flush_rows must be >= 1 and flush_interval_s > 0")
+
+
+@dataclass
+class ModelConf:
+    id: str | None = None
+    input_usd_per_mtok: Any = MISSING
+    output_usd_per_mtok: Any = MISSING
+    cached_input_usd_per_mtok: Any = None
+    context_length: int = MISSING
+    reasoning: bool = False
+    vision: bool = False
+
+
+@dataclass
+class CatalogConf:
+    provider: str = "fireworks"
+    prices_read_on: str = MISSING
+    prices_source: str = ""
+    models: dict[str, ModelConf] = field(default_factory=dict)
+
+
+@dataclass
+class LavabenchConf:
+    model: Any = MISSING  # one name, a list of names, or "all"
+    run_id: str = MISSING
+    results_dir: str = "results"
+    catalog: CatalogConf = field(default_factory=CatalogConf)
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    sim: dict[str, Any] = field(default_factory=dict)
+    runner: RunnerConf = field(default_factory=RunnerConf)
+    records: RecordsConf = field(default_factory=RecordsConf)
+
+
+def register_schemas() -> None:
+    """Make `lavabench_schema` available to conf/config.yaml's defaults list."""
+    ConfigStore.instance().store(name="lavabench_schema", node=LavabenchConf)
+
+
+def load_config(cfg: DictConfig) -> LavabenchConf:
+    """Composed DictConfig -> checked objects (runs every `__post_init__`)."""
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except ConfigError:
+        raise
+    except Exception as exc:  # OmegaConf's own validation errors name the key already
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+    assert isinstance(obj, LavabenchConf)
+    return obj
+
+
+def plain(cfg: DictConfig | Any) -> Any:
+    """A resolved, JSON-able copy of a config node (for run.json and the simulator)."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)

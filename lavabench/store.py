@@ -1,0 +1,222 @@
+"""Parquet records: crash-safe incremental writing, atomic finalize, tolerant reading.
+
+Layout of `results/<run_id>/`:
+    records.parquet         all rows, written once at the end (atomic rename)
+    records.parts/          while running: complete Parquet files part-000001.parquet, ...
+    run.json                run metadata (config without secrets, prices, status, counts)
+
+Why parts: a Parquet file is unreadable until its footer is written, so one growing file
+would lose everything on SIGKILL. Each flush (every N rows or T seconds) writes a complete
+small file via a temp name + fsync + rename in a background thread, so the event loop never
+waits on disk and a crash loses only the rows since the last flush. `read_records` reads the
+final file or, after a crash, the parts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lavabench.errors import StoreError
+from lavabench.records import RECORD_FIELDS, SCHEMA_VERSION, Record, record_field_specs
+
+RECORDS_FILE = "records.parquet"
+PARTS_DIR = "records.parts"
+RUN_FILE = "run.json"
+METADATA_PREFIX = "lavabench."
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "timestamp_us_utc": pa.timestamp("us", tz="UTC"),
+    "list<string>": pa.list_(pa.string()),
+    "list<int64>": pa.list_(pa.int64()),
+}
+
+
+def record_schema(metadata: Mapping[str, str] | None = None) -> pa.Schema:
+    """The Arrow schema of records.parquet, from the field specs in records.py."""
+    schema = pa.schema(
+        [pa.field(name, _ARROW_TYPES[arrow]) for name, arrow, _doc in record_field_specs()]
+    )
+    meta = {f"{METADATA_PREFIX}schema_version": str(SCHEMA_VERSION)}
+    meta.update({f"{METADATA_PREFIX}{k}": v for k, v in (metadata or {}).items()})
+    return schema.with_metadata(meta)
+
+
+def records_to_table(records: list[Record], schema: pa.Schema) -> pa.Table:
+    columns = {name: [getattr(r, name) for r in records] for name in RECORD_FIELDS}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class RecordWriter:
+    """Buffers Records and flushes them as complete Parquet parts off the event loop."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        metadata: Mapping[str, str],
+        flush_rows: int = 500,
+        flush_interval_s: float = 2.0,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.parts_dir = self.run_dir / PARTS_DIR
+        try:
+            self.parts_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.parts_dir}: {exc}") from exc
+        self.schema = record_schema(metadata)
+        self._flush_rows = max(1, flush_rows)
+        self._flush_interval_s = flush_interval_s
+        self._buffer: list[Record] = []
+        self._last_flush = time.monotonic()
+        self._part_no = len(list(self.parts_dir.glob("part-*.parquet")))
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lavabench-store")
+        self._pending: list[Future[None]] = []
+        self._lock = threading.Lock()
+        self.rows_written = 0
+
+    def write(self, record: Record) -> None:
+        self._buffer.append(record)
+        if (
+            len(self._buffer) >= self._flush_rows
+            or time.monotonic() - self._last_flush >= self._flush_interval_s
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the buffered rows to the writer thread (returns at once)."""
+        self._last_flush = time.monotonic()
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        self._part_no += 1
+        path = self.parts_dir / f"part-{self._part_no:06d}.parquet"
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._executor.submit(self._write_part, batch, path))
+
+    def _write_part(self, batch: list[Record], path: Path) -> None:
+        _write_atomic(records_to_table(batch, self.schema), path)
+        with self._lock:
+            self.rows_written += len(batch)
+
+    def wait(self) -> None:
+        """Block until every handed-off part is on disk; re-raise a write failure."""
+        for future in self._pending:
+            exc = future.exception()
+            if exc is not None:
+                raise StoreError(f"writing records under {self.parts_dir} failed: {exc}") from exc
+        self._pending.clear()
+
+    def close(self, *, finalize: bool = True) -> Path | None:
+        """Flush everything; with `finalize`, merge the parts into records.parquet."""
+        self.flush()
+        try:
+            self.wait()
+        finally:
+            self._executor.shutdown(wait=True)
+        if not finalize:
+            return None
+        return finalize_parts(self.run_dir, self.schema)
+
+
+def finalize_parts(run_dir: Path, schema: pa.Schema) -> Path:
+    """Merge parts (plus any earlier records.parquet) into one file, then drop the parts."""
+    run_dir = Path(run_dir)
+    parts = sorted((run_dir / PARTS_DIR).glob("part-*.parquet"))
+    final = run_dir / RECORDS_FILE
+    tables = [pq.read_table(final)] if final.exists() else []
+    tables += [pq.read_table(p) for p in parts]
+    table = (
+        pa.concat_tables(tables, promote_options="default").cast(schema)
+        if tables
+        else schema.empty_table()
+    )
+    _write_atomic(table.replace_schema_metadata(schema.metadata), final)
+    for part in parts:
+        part.unlink()
+    if (run_dir / PARTS_DIR).exists():
+        (run_dir / PARTS_DIR).rmdir()
+    return final
+
+
+def read_records(run_dir: Path | str) -> pa.Table:
+    """All rows of a run: the final file, else (after a crash) the parts written so far.
+
+    Rows from an older schema version get the current columns, missing ones as nulls.
+    """
+    run_dir = Path(run_dir)
+    final = run_dir / RECORDS_FILE
+    parts = sorted((run_dir / PARTS_DIR).glob("part-*.parquet"))
+    if not final.exists() and not parts:
+        raise StoreError(
+            f"no records in {run_dir}: expected {RECORDS_FILE} or {PARTS_DIR}/ "
+            "(is this a run directory under results/?)"
+        )
+    tables = ([pq.read_table(final)] if final.exists() else []) + [pq.read_table(p) for p in parts]
+    return conform(pa.concat_tables(tables, promote_options="permissive"))
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """Add missing current-schema columns as nulls, keep extra columns, cast known ones."""
+    target = record_schema()
+    columns, fields = [], []
+    for f in target:
+        if f.name in table.column_names:
+            columns.append(table[f.name].cast(f.type))
+        else:
+            columns.append(pa.nulls(len(table), f.type))
+        fields.append(f)
+    for name in table.column_names:
+        if name not in target.names:
+            columns.append(table[name])
+            fields.append(table.schema.field(name))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+def read_metadata(run_dir: Path | str) -> dict[str, str]:
+    """The `lavabench.*` key-value metadata of records.parquet, prefix removed."""
+    meta = pq.read_schema(Path(run_dir) / RECORDS_FILE).metadata or {}
+    return {
+        k.decode()[len(METADATA_PREFIX) :]: v.decode()
+        for k, v in meta.items()
+        if k.decode().startswith(METADATA_PREFIX)
+    }
+
+
+def write_run_json(run_dir: Path, info: Mapping[str, Any]) -> Path:
+    path = Path(run_dir) / RUN_FILE
+    tmp = path.with_name(f".{RUN_FILE}.tmp")
+    tmp.write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_run_json(run_dir: Path | str) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StoreError(f"{path} not found: not a lavabench run directory") from None
