@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup demo test test-slow lint bench docs clean
 
 # Re-running is fast: the install only repeats when pyproject.toml changes.
 setup: $(STAMP)
@@ -35,3 +35,6 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+docs: setup
+	$(BIN)/python -c "from lavabench.records import records_markdown; print(records_markdown(), end='')" > docs/records.md

@@ -133,7 +133,10 @@ def _decimal(value: Any, key: str, *, nullable: bool = False) -> Decimal | None:
         raise ConfigError(f"{key}: {value!r} is not a number") from None
     if not price.is_finite() or price < 0:
         raise ConfigError(f"{key}: {value!r} must be a finite price >= 0")
-    _to_pico_per_token(price)
+    try:
+        _to_pico_per_token(price)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
     return price
 
 

@@ -147,3 +147,40 @@ RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))
 def record_field_specs() -> list[tuple[str, str, str]]:
     """(name, arrow type, doc) for every column, in schema order."""
     return [(f.name, f.metadata["arrow"], f.metadata["doc"]) for f in fields(Record)]
+
+
+def records_markdown() -> str:
+    """docs/records.md, generated from the field specs (`make docs` rewrites it)."""
+    lines = [
+        "# Records: one Parquet row per request",
+        "",
+        "Generated from `lavabench/records.py` by `make docs`; do not edit by hand.",
+        "",
+        f"Schema version: **{SCHEMA_VERSION}** (file metadata key `lavabench.schema_version`).",
+        "",
+        "Files: `results/<run_id>/records.parquet` (and, while a run is going or after a crash,",
+        "`records.parts/part-*.parquet`). Read them with `lavabench.store.read_records(run_dir)`,",
+        "which fills columns missing from older schema versions with nulls.",
+        "",
+        "Conventions: `_s` seconds, `_ns` integer nanoseconds; `*_ns` stamps are",
+        "`time.perf_counter_ns()` since the run's origin (monotonic; compare within a run only).",
+        "Timings describe the final attempt; retries show in `attempts`, `retry_reasons` and",
+        "`backoff_s`. Cost: sum `cost_pico_usd` (exact integers), not `cost_usd`.",
+        "",
+        "File metadata: `lavabench.run` holds the run's JSON (run id, version, endpoint, dataset",
+        "hash, prices used, resolved config without secrets); `run.json` beside the file holds",
+        "the same plus status and counts.",
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+    ]
+    for name, arrow, doc in record_field_specs():
+        lines.append(f"| `{name}` | {arrow} | {doc.replace('|', '/')} |")
+    lines += [
+        "",
+        "## Version history",
+        "",
+        "- 1: first version.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""runner.py with fakes: one row per job, retries counted, fatal errors stop the run."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from lavabench.catalog import Model, Price
+from lavabench.client import Attempt, WireRequest
+from lavabench.datasets import Message, Prompt
+from lavabench.errors import AuthFailed, GatewayError, RateLimited, Unavailable
+from lavabench.pacing import NoCap
+from lavabench.plan import plan_jobs
+from lavabench.records import Record
+from lavabench.retry import RetryPolicy
+from lavabench.runner import Runner, RunSettings
+from lavabench.wire import StreamResult
+
+MODELS = [Model(name=n, id=f"accounts/fireworks/models/{n}", price=Price(Decimal("1"), Decimal("2")),
+                context_length=8) for n in ("a", "b")]  # fmt: skip
+PROMPTS = [Prompt("ds", f"i{i}", (Message("user", f"q{i}"),), "1", f"h{i}") for i in range(5)]
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.rows: list[Record] = []
+
+    def write(self, record: Record) -> None:
+        self.rows.append(record)
+
+
+class ScriptedClient:
+    """Fails the first `failures[url-key]` attempts of a model with the given errors."""
+
+    def __init__(self, script: dict[str, list[GatewayError]], delay_s: float = 0.0) -> None:
+        self.script = {k: list(v) for k, v in script.items()}
+        self.calls = 0
+        self.delay_s = delay_s
+
+    async def send(self, request: WireRequest) -> Attempt:
+        self.calls += 1
+        await asyncio.sleep(self.delay_s)
+        now = 1_000 * self.calls
+        attempt = Attempt(send_ns=now, started_at=datetime.now(UTC), headers_ns=now + 10, end_ns=now + 100)
+        pending = self.script.get(request.url)
+        if pending:
+            attempt.error = pending.pop(0)
+            attempt.http_status = attempt.error.http_status
+            return attempt
+        attempt.http_status = 200
+        attempt.result = StreamResult(response_id="x", answer_parts=["1"], token_times_ns=[now + 20, now + 50],
+                                      content_chunks=2, usage={"prompt_tokens": 10, "completion_tokens": 2},
+                                      done=True)  # fmt: skip
+        return attempt
+
+
+def _run(client, jobs, *, retry=None, concurrency=3):
+    sink, sleeps = ListSink(), []
+
+    async def fake_sleep(s: float) -> None:
+        sleeps.append(s)
+
+    settings = RunSettings(run_id="r", endpoint="sim", concurrency=concurrency, max_tokens=16,
+                           stream=True, keep_text=True, retry=retry or RetryPolicy())  # fmt: skip
+    runner = Runner(settings, client=client, make_request=lambda j: WireRequest(j.model.name, {}, b"", True),
+                    sink=sink, rate=NoCap(), sleep=fake_sleep)  # fmt: skip
+    outcome = asyncio.run(runner.run(jobs))
+    return outcome, sink.rows, sleeps
+
+
+def test_one_row_per_job_with_stable_ids_and_interleaved_models() -> None:
+    jobs = plan_jobs(MODELS, PROMPTS, repeats=2)
+    assert [j.model.name for j in jobs[:4]] == ["a", "b", "a", "b"]
+    outcome, rows, _ = _run(ScriptedClient({}), jobs)
+    assert outcome.written == len(rows) == 20 and outcome.errors == 0
+    assert sorted(r.job_id for r in rows) == sorted(j.job_id for j in jobs)
+    assert len({r.job_id for r in rows}) == 20
+    assert rows[0].cost_pico_usd == 10 * 10**6 + 2 * 2 * 10**6
+
+
+def test_retries_are_counted_and_honour_retry_after() -> None:
+    script = {"a": [RateLimited("429", http_status=429, retry_after_s=5.0), Unavailable("503", http_status=503)]}
+    outcome, rows, sleeps = _run(ScriptedClient(script), plan_jobs(MODELS[:1], PROMPTS[:1]), concurrency=1)
+    (row,) = rows
+    assert row.status == "ok" and row.attempts == 3
+    assert row.retry_reasons == ["rate_limited:429", "unavailable:503"]
+    assert sleeps[0] >= 5.0 and row.backoff_s == sum(sleeps)
+    # timings come from the final attempt only (the fake client's third call starts at 3000 ns)
+    assert row.send_ns - row.first_send_ns == 3000 - 1000
+
+
+def test_retries_exhausted_record_an_error_row() -> None:
+    script = {"a": [Unavailable("down", http_status=503)] * 10}
+    outcome, rows, _ = _run(ScriptedClient(script), plan_jobs(MODELS[:1], PROMPTS[:1]),
+                            retry=RetryPolicy(max_attempts=3))  # fmt: skip
+    (row,) = rows
+    assert row.status == "error" and row.error_type == "unavailable" and row.attempts == 3
+    assert row.cost_pico_usd is None and row.e2e_s is None
+
+
+def test_auth_failure_stops_the_run_and_keeps_finished_rows() -> None:
+    script = {"b": [AuthFailed("401 bad key", http_status=401)] * 100}
+    client = ScriptedClient(script, delay_s=0.001)
+    jobs = plan_jobs(MODELS, PROMPTS)
+    outcome, rows, _ = _run(client, jobs, concurrency=1)
+    assert outcome.fatal is not None and outcome.fatal.kind == "auth_failed"
+    assert client.calls == 2  # a's first item, then b's: never retried, nothing more sent
+    assert [r.status for r in rows] == ["ok", "error"]
+    assert outcome.not_started == len(jobs) - 2
