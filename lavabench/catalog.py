@@ -113,9 +113,7 @@ def pico_to_usd(pico: int) -> Decimal:
 def _to_pico_per_token(usd_per_mtok: Decimal) -> int:
     pico = usd_per_mtok * _PICO_PER_TOKEN_PER_USD_PER_MTOK
     if pico != pico.to_integral_value():
-        raise ConfigError(
-            f"price {usd_per_mtok} USD/1M tokens has more than 6 decimals; round it"
-        )
+        raise ConfigError(f"price {usd_per_mtok} USD/1M tokens has more than 6 decimals; round it")
     return int(pico)
 
 
@@ -125,7 +123,7 @@ def _decimal(value: Any, key: str, *, nullable: bool = False) -> Decimal | None:
             return None
         raise ConfigError(f"{key}: a price is required (USD per 1M tokens)")
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ConfigError(f"{key}: expected a number like \"0.60\", got {value!r}")
+        raise ConfigError(f'{key}: expected a number like "0.60", got {value!r}')
     try:
         # str() of a float is its shortest repr, so 0.6 becomes exactly Decimal("0.6").
         price = Decimal(str(value))

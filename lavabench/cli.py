@@ -38,7 +38,7 @@ from lavabench.pacing import rate_cap
 from lavabench.plan import Job, plan_jobs
 from lavabench.records import SCHEMA_VERSION, Record
 from lavabench.redaction import redact_mapping, redact_text
-from lavabench.runner import RunOutcome, Runner, RunSettings
+from lavabench.runner import Runner, RunOutcome, RunSettings
 from lavabench.store import RecordWriter, read_records, write_run_json
 from lavabench.wire import chat_body
 
@@ -133,7 +133,9 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
     jobs = plan_jobs(
         models, prompts, repeats=conf.runner.repeats, warmup_per_model=conf.runner.warmup_requests
     )
-    multirun = HydraConfig.get().mode.name == "MULTIRUN"
+    from hydra.types import RunMode
+
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     run_id = f"{run_dir.parent.name}-{run_dir.name}" if multirun else run_dir.name
     with _endpoint_for_run(conf, cfg, catalog, spec) as endpoint:
         metadata = _run_metadata(conf, cfg, catalog, models, spec, prompts, run_id, endpoint)
@@ -340,7 +342,6 @@ def _run_metadata(
 
 def _compose(overrides: list[str]) -> DictConfig:
     from hydra import compose, initialize_config_dir
-
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -374,7 +375,10 @@ def _cmd_sim(args: list[str]) -> int:
     def ready(url: str) -> None:
         print(f"lavabench simulator listening on {url}", flush=True)
         print(f"  gateway path:   {url}/v1/forward?u=...   (endpoint=lava endpoint.base_url={url})")
-        print(f"  Fireworks path: {url}/inference/v1   (endpoint=direct endpoint.base_url={url}/inference/v1)", flush=True)
+        print(
+            f"  Fireworks path: {url}/inference/v1   (endpoint=direct endpoint.base_url={url}/inference/v1)",
+            flush=True,
+        )
 
     serve(settings, _catalog_for_sim(catalog), host=opts.host, port=opts.port, on_ready=ready)
     return 0

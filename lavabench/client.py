@@ -24,8 +24,8 @@ import httpx
 
 from lavabench.errors import (
     AuthFailed,
-    ConfigError,
     BadRequest,
+    ConfigError,
     GatewayError,
     InsufficientBalance,
     RateLimited,
@@ -84,9 +84,8 @@ class Attempt:
         return self.error is None
 
 
-SERVER_TIMING_HEADERS = (
-    "fireworks-server-time-to-first-token",
-    "fireworks-server-processing-time",
+_SERVER_TIMING_HEADERS = frozenset(
+    {b"fireworks-server-time-to-first-token", b"fireworks-server-processing-time"}
 )
 
 
@@ -142,6 +141,7 @@ class HttpClient:
 
             transport = AiohttpTransport(limits=limits)
         self._timeouts = timeouts
+        self._urls: dict[str, httpx.URL] = {}
         self._client = httpx.AsyncClient(
             transport=transport,
             limits=limits,
@@ -165,20 +165,28 @@ class HttpClient:
         attempt.end_ns = time.perf_counter_ns()
         return attempt
 
+    def _url(self, url: str) -> httpx.URL:
+        """Parse each distinct URL once; httpx would otherwise re-parse it per request."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
+
     async def _exchange(self, request: WireRequest, attempt: Attempt) -> None:
         async with self._client.stream(
-            "POST", request.url, content=request.body, headers=request.headers
+            "POST", self._url(request.url), content=request.body, headers=request.headers
         ) as response:
             attempt.headers_ns = time.perf_counter_ns()
             attempt.http_status = response.status_code
-            headers = response.headers
-            attempt.lava_request_id = headers.get("x-lava-request-id")
-            for name in SERVER_TIMING_HEADERS:
-                if name in headers:
-                    attempt.server_headers[name] = headers[name]
+            for raw_name, raw_value in response.headers.raw:  # one pass, no per-name lookups
+                name = raw_name.lower()
+                if name == b"x-lava-request-id":
+                    attempt.lava_request_id = raw_value.decode("latin-1")
+                elif name in _SERVER_TIMING_HEADERS:
+                    attempt.server_headers[name.decode()] = raw_value.decode("latin-1")
             if response.status_code != 200:
                 body = await _read_capped(response)
-                attempt.error = classify_response(response.status_code, body, headers)
+                attempt.error = classify_response(response.status_code, body, response.headers)
                 return
             if request.stream:
                 attempt.result = await _read_stream(response)

@@ -90,7 +90,7 @@ def summary_table(summary: pd.DataFrame, *, title: str) -> Table:
         ("out tok/s", "right"),
         ("cost USD", "right"),
     ]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for row in summary.itertuples(index=False):
         cost: Decimal = row.cost_usd
         table.add_row(
@@ -109,4 +109,4 @@ def summary_table(summary: pd.DataFrame, *, title: str) -> Table:
 
 
 def print_summary(summary: pd.DataFrame, *, title: str) -> None:
-    Console(width=max(120, Console().width)).print(summary_table(summary, title=title))
+    Console(width=max(132, Console().width)).print(summary_table(summary, title=title))

@@ -63,18 +63,22 @@ class Record:
     error_message: str | None = _col("string", "Error message (credentials never included).")
     attempts: int = _col("int16", "Attempts made, including the final one.", 1)
     retry_reasons: list[str] = _list_col(
-        "list<string>", "Error kind and HTTP status of each failed earlier attempt, e.g. `rate_limited:429`."
+        "list<string>",
+        "Error kind and HTTP status of each failed earlier attempt, e.g. `rate_limited:429`.",
     )
     backoff_s: float = _col("float64", "Total time slept between attempts.", 0.0)
 
     # --- raw clock ----------------------------------------------------------------------
     started_at: datetime | None = _col(
-        "timestamp_us_utc", "Wall-clock UTC time the final attempt was sent (for humans; not for latency)."
+        "timestamp_us_utc",
+        "Wall-clock UTC time the final attempt was sent (for humans; not for latency).",
     )
     first_send_ns: int = _col(
         "int64", "Monotonic ns since run origin when the first attempt was sent.", 0
     )
-    send_ns: int = _col("int64", "Monotonic ns since run origin when the final attempt was sent.", 0)
+    send_ns: int = _col(
+        "int64", "Monotonic ns since run origin when the final attempt was sent.", 0
+    )
     headers_ns: int | None = _col("int64", "… when the final attempt's response headers arrived.")
     first_token_ns: int | None = _col(
         "int64", "… when the first reasoning or answer token arrived (bytes read, before parsing)."
@@ -91,7 +95,9 @@ class Record:
     ttft_s: float | None = _col(
         "float64", "Time to first token: first reasoning or answer text after send."
     )
-    first_reasoning_s: float | None = _col("float64", "Time to first reasoning token; null if none.")
+    first_reasoning_s: float | None = _col(
+        "float64", "Time to first reasoning token; null if none."
+    )
     first_answer_s: float | None = _col("float64", "Time to first answer (`content`) token.")
     e2e_s: float | None = _col("float64", "Send to end of stream (successful attempts only).")
     itl_mean_s: float | None = _col("float64", "Mean gap between successive token chunks.")
@@ -117,7 +123,9 @@ class Record:
     cost_pico_usd: int | None = _col(
         "int64", "Exact cost in 1e-12 USD from usage x the catalog prices recorded in metadata."
     )
-    cost_usd: float | None = _col("float64", "cost_pico_usd / 1e12, for display; sum the pico column.")
+    cost_usd: float | None = _col(
+        "float64", "cost_pico_usd / 1e12, for display; sum the pico column."
+    )
 
     # --- what the server said about itself ---------------------------------------------
     server_ttft_s: float | None = _col(

@@ -11,6 +11,7 @@ cancelled (they get no row, so a resume would redo them) and every finished row 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -88,11 +89,17 @@ class Runner:
         self._sleep = sleep
         self._stop = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._crash: BaseException | None = None
         self.outcome = RunOutcome()
         self.origin_ns = time.perf_counter_ns()
 
     async def run(self, jobs: Iterable[Job]) -> RunOutcome:
         """Run every job (or until a fatal error); returns counts and the fatal error if any."""
+        # Objects made before the run (config, dataset, imports) never become garbage: freeze
+        # them out of the collector so a full collection cannot pause the loop for tens of ms
+        # while tokens arrive (measured: a 50 ms stall at c=32 in a large process).
+        gc.collect()
+        gc.freeze()
         start = time.perf_counter()
         slots = asyncio.Semaphore(self._s.concurrency)
         pending = list(jobs)
@@ -109,6 +116,7 @@ class Runner:
                 issued += 1
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
+                task.add_done_callback(self._note_crash)
                 task.add_done_callback(lambda _t: slots.release())
             while self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
@@ -116,9 +124,21 @@ class Runner:
             self._cancel_in_flight()
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
+            gc.unfreeze()
+        if self._crash is not None:
+            raise self._crash  # a bug of ours, not a gateway failure: never swallow it
         self.outcome.not_started = len(pending) - issued
         self.outcome.elapsed_s = time.perf_counter() - start
         return self.outcome
+
+    def _note_crash(self, task: asyncio.Task[None]) -> None:
+        """An exception escaping a job is a bug in lavabench: stop everything and re-raise."""
+        if task.cancelled() or task.exception() is None:
+            return
+        if self._crash is None:
+            self._crash = task.exception()
+            self._stop.set()
+            self._cancel_in_flight()
 
     def _cancel_in_flight(self) -> None:
         me = asyncio.current_task()

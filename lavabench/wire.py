@@ -93,8 +93,10 @@ def _message_from_obj(obj: Any, fallback: str) -> str:
 
 
 class SSEEvent(NamedTuple):
+    """`data` stays bytes (UTF-8): orjson parses bytes directly, a decode would be wasted."""
+
     event: str
-    data: str
+    data: bytes
 
 
 class SSEDecoder:
@@ -115,6 +117,16 @@ class SSEDecoder:
         if b"\r" not in buf:  # the common case: LF-only framing
             find = buf.find
             while (end := find(b"\n", start)) >= 0:
+                # Fast path: a whole one-line `data: ...` event, nothing pending.
+                if (
+                    not self._data
+                    and not self._event
+                    and buf.startswith(b"data: ", start)
+                    and buf.startswith(b"\n", end + 1)
+                ):
+                    events.append(SSEEvent("message", buf[start + 6 : end]))
+                    start = end + 2
+                    continue
                 self._line(buf[start:end], events)
                 start = end + 1
         else:
@@ -148,7 +160,7 @@ class SSEDecoder:
     def _line(self, line: bytes, events: list[SSEEvent]) -> None:
         if not line:
             if self._data:
-                data = b"\n".join(self._data).decode("utf-8", errors="replace")
+                data = b"\n".join(self._data)
                 event = self._event.decode("utf-8", errors="replace") or "message"
                 events.append(SSEEvent(event, data))
             self._data = []
@@ -195,6 +207,11 @@ _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
 
 
+def _preview(data: bytes | str, limit: int = 200) -> str:
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    return repr(text[:limit])
+
+
 class ChatStreamAccumulator:
     """Applies `chat.completion.chunk` objects in order; tells reasoning from answer text.
 
@@ -208,24 +225,24 @@ class ChatStreamAccumulator:
         self._head = ""
         self._held_ns: list[int] = []
 
-    def on_data(self, data: str, t_ns: int) -> None:
-        """Apply one SSE `data:` payload that arrived at `t_ns`."""
+    def on_data(self, data: bytes | str, t_ns: int) -> None:
+        """Apply one SSE `data:` payload (UTF-8 bytes or text) that arrived at `t_ns`."""
         result = self.result
         if result.done:
             return  # data after [DONE] is ignored, as the reference SDKs do
-        if data.strip() == "[DONE]":
+        if data[:1] != b"{" and data[:1] != "{" and data.strip() in (b"[DONE]", "[DONE]"):
             result.done = True
             return
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            result.error = f"malformed JSON in SSE data: {data[:200]!r}"
+            result.error = f"malformed JSON in SSE data: {_preview(data)}"
             return
         if not isinstance(obj, dict):
-            result.error = f"SSE data is not a JSON object: {data[:200]!r}"
+            result.error = f"SSE data is not a JSON object: {_preview(data)}"
             return
         if obj.get("error"):
-            result.error = "error in stream: " + _message_from_obj(obj, data[:500])
+            result.error = "error in stream: " + _message_from_obj(obj, _preview(data, 500))
             return
         if result.response_id is None and isinstance(obj.get("id"), str):
             result.response_id = obj["id"]

@@ -54,7 +54,9 @@ def test_cost_worked_examples() -> None:
     pico = cost_pico_usd(price, prompt_tokens=1000, completion_tokens=200, cached_tokens=400)
     assert pico_to_usd(pico) == Decimal("0.000216")
     no_cached_price = Price(input=Decimal("0.15"), output=Decimal("0.60"))
-    pico = cost_pico_usd(no_cached_price, prompt_tokens=1000, completion_tokens=200, cached_tokens=400)
+    pico = cost_pico_usd(
+        no_cached_price, prompt_tokens=1000, completion_tokens=200, cached_tokens=400
+    )
     assert pico_to_usd(pico) == Decimal("0.00027")  # cached at the input price
 
 
@@ -85,7 +87,7 @@ def test_selection_one_list_all_and_unknown() -> None:
     assert [m.name for m in catalog.select("glm-5")] == ["glm-5"]
     assert [m.name for m in catalog.select(["gpt-oss-20b", "glm-5"])] == ["gpt-oss-20b", "glm-5"]
     assert len(catalog.select("all")) == 20
-    with pytest.raises(ConfigError, match="unknown model.*nope"):
+    with pytest.raises(ConfigError, match=r"unknown model.*nope"):
         catalog.select(["nope"])
 
 

@@ -36,7 +36,9 @@ def _response(status: int, body: bytes, headers: dict | None = None) -> httpx.Re
 
 def _send(handler, stream: bool = True):
     async def go():
-        client = HttpClient(max_connections=4, timeouts=Timeouts(), transport=httpx.MockTransport(handler))
+        client = HttpClient(
+            max_connections=4, timeouts=Timeouts(), transport=httpx.MockTransport(handler)
+        )
         try:
             return await client.send(WireRequest("http://sim.test/v1/chat", {}, b"{}", stream))
         finally:
@@ -50,7 +52,9 @@ def test_successful_stream_is_parsed_and_stamped() -> None:
     assert attempt.ok and attempt.http_status == 200 and attempt.lava_request_id == "req_1"
     assert attempt.result.answer_text == "4"
     assert attempt.result.usage == {"prompt_tokens": 9, "completion_tokens": 1}
-    assert attempt.send_ns <= attempt.headers_ns <= attempt.result.token_times_ns[0] <= attempt.end_ns
+    assert (
+        attempt.send_ns <= attempt.headers_ns <= attempt.result.token_times_ns[0] <= attempt.end_ns
+    )
 
 
 def test_stream_without_done_is_an_error_not_a_success() -> None:

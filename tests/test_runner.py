@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from lavabench.catalog import Model, Price
 from lavabench.client import Attempt, WireRequest
 from lavabench.datasets import Message, Prompt
@@ -42,7 +44,9 @@ class ScriptedClient:
         self.calls += 1
         await asyncio.sleep(self.delay_s)
         now = 1_000 * self.calls
-        attempt = Attempt(send_ns=now, started_at=datetime.now(UTC), headers_ns=now + 10, end_ns=now + 100)
+        attempt = Attempt(
+            send_ns=now, started_at=datetime.now(UTC), headers_ns=now + 10, end_ns=now + 100
+        )
         pending = self.script.get(request.url)
         if pending:
             attempt.error = pending.pop(0)
@@ -80,8 +84,15 @@ def test_one_row_per_job_with_stable_ids_and_interleaved_models() -> None:
 
 
 def test_retries_are_counted_and_honour_retry_after() -> None:
-    script = {"a": [RateLimited("429", http_status=429, retry_after_s=5.0), Unavailable("503", http_status=503)]}
-    outcome, rows, sleeps = _run(ScriptedClient(script), plan_jobs(MODELS[:1], PROMPTS[:1]), concurrency=1)
+    script = {
+        "a": [
+            RateLimited("429", http_status=429, retry_after_s=5.0),
+            Unavailable("503", http_status=503),
+        ]
+    }
+    _outcome, rows, sleeps = _run(
+        ScriptedClient(script), plan_jobs(MODELS[:1], PROMPTS[:1]), concurrency=1
+    )
     (row,) = rows
     assert row.status == "ok" and row.attempts == 3
     assert row.retry_reasons == ["rate_limited:429", "unavailable:503"]
@@ -92,7 +103,7 @@ def test_retries_are_counted_and_honour_retry_after() -> None:
 
 def test_retries_exhausted_record_an_error_row() -> None:
     script = {"a": [Unavailable("down", http_status=503)] * 10}
-    outcome, rows, _ = _run(ScriptedClient(script), plan_jobs(MODELS[:1], PROMPTS[:1]),
+    _outcome, rows, _ = _run(ScriptedClient(script), plan_jobs(MODELS[:1], PROMPTS[:1]),
                             retry=RetryPolicy(max_attempts=3))  # fmt: skip
     (row,) = rows
     assert row.status == "error" and row.error_type == "unavailable" and row.attempts == 3
@@ -108,3 +119,12 @@ def test_auth_failure_stops_the_run_and_keeps_finished_rows() -> None:
     assert client.calls == 2  # a's first item, then b's: never retried, nothing more sent
     assert [r.status for r in rows] == ["ok", "error"]
     assert outcome.not_started == len(jobs) - 2
+
+
+def test_a_bug_in_a_job_is_raised_not_swallowed() -> None:
+    class Broken(ScriptedClient):
+        async def send(self, request):
+            raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError, match="bug"):
+        _run(Broken({}), plan_jobs(MODELS, PROMPTS))

@@ -54,13 +54,13 @@ def _events(chunks: list[bytes]) -> list[tuple[str, str]]:
     decoder = SSEDecoder()
     out = []
     for chunk in chunks:
-        out += [(e.event, e.data) for e in decoder.feed(chunk)]
-    out += [(e.event, e.data) for e in decoder.close()]
+        out += [(e.event, e.data.decode()) for e in decoder.feed(chunk)]
+    out += [(e.event, e.data.decode()) for e in decoder.close()]
     return out
 
 
 STREAM = (
-    ': keep-alive\r\n'
+    ": keep-alive\r\n"
     'data: {"a": "héllo ☃ 🎉"}\r\n\r\n'
     "event: ping\n"
     "data: line1\n"
@@ -104,9 +104,15 @@ def test_sse_unicode_line_separator_inside_json_is_not_a_line_break() -> None:
 
 def test_sse_partial_event_at_eof_is_dropped_and_flagged() -> None:
     decoder = SSEDecoder()
-    assert [e.data for e in decoder.feed(b"data: one\n\ndata: two")] == ["one"]
+    assert [e.data for e in decoder.feed(b"data: one\n\ndata: two")] == [b"one"]
     assert decoder.close() == []
     assert decoder.saw_partial_event
+
+
+def test_sse_fast_path_and_slow_path_agree_on_pending_fields() -> None:
+    # an `event:` line before a one-line data event must not be lost by the fast path
+    assert _events([b"event: x\n", b"data: 1\n\ndata: 2\n\n"]) == [("x", "1"), ("message", "2")]
+    assert _events([b"data: 1\n", b"\ndata: 2\n", b"\n"]) == [("message", "1"), ("message", "2")]
 
 
 def test_sse_comment_only_and_empty_data_events() -> None:
@@ -175,7 +181,9 @@ def test_accumulator_reasoning_field_then_answer() -> None:
 
 def test_accumulator_think_tags_split_across_chunks() -> None:
     acc = ChatStreamAccumulator()
-    for t, text in enumerate(["<th", "ink>", "let me", " see", "</thi", "nk>", "\n\n", "The", " answer"]):
+    for t, text in enumerate(
+        ["<th", "ink>", "let me", " see", "</thi", "nk>", "\n\n", "The", " answer"]
+    ):
         acc.on_data(_chunk({"content": text}), t)
     r = acc.finish()
     assert r.first_reasoning_ns == 0

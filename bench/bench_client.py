@@ -1,0 +1,208 @@
+"""Client capacity and timing truth, measured through lavabench's real request path.
+
+The simulator runs in its own process pinned to core 0; this process (the client: Runner ->
+HttpClient -> SSE parsing -> Record building) is pinned to core 1. Reports, per concurrency:
+completed streamed requests/s, output tokens/s, client CPU seconds per 1,000 requests, and
+with fixed delays (50 ms TTFT, 10 ms ITL) the TTFT / ITL error against the simulator's
+planned delays (matched per request by completion id).
+
+    python bench/bench_client.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lavabench.catalog import Model, Price, catalog_from_mapping  # noqa: E402
+from lavabench.client import HttpClient, Timeouts, WireRequest  # noqa: E402
+from lavabench.config import CONF_DIR, plain, register_schemas  # noqa: E402
+from lavabench.datasets import Message, Prompt  # noqa: E402
+from lavabench.pacing import NoCap  # noqa: E402
+from lavabench.plan import plan_jobs  # noqa: E402
+from lavabench.records import Record  # noqa: E402
+from lavabench.retry import RetryPolicy  # noqa: E402
+from lavabench.runner import Runner, RunSettings  # noqa: E402
+from lavabench.sim.process import running_simulator  # noqa: E402
+from lavabench.wire import chat_body, forward_url  # noqa: E402
+
+MODEL = "llama-v3p3-70b-instruct"
+OUTPUT_TOKENS = 32
+
+
+class CountingSink:
+    def __init__(self) -> None:
+        self.rows: list[Record] = []
+
+    def write(self, record: Record) -> None:
+        self.rows.append(record)
+
+
+def _config() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    from hydra import compose, initialize_config_dir
+
+    register_schemas()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose(config_name="config")
+    catalog = catalog_from_mapping(cfg.catalog)
+    sim_catalog = {m.name: {"id": m.id, "reasoning": m.reasoning} for m in catalog.models.values()}
+    return plain(cfg.sim), sim_catalog
+
+
+def _sim_settings(defaults: dict[str, Any], *, zero: bool, log_path: str | None) -> dict[str, Any]:
+    profiles = dict(defaults["models"])
+    profiles[MODEL] = {
+        **profiles[MODEL],
+        "ttft_s": 0.05,
+        "tokens_per_s": 100.0,
+        "jitter": 0.0,
+        "reasoning_style": "none",
+        "default_output_tokens": OUTPUT_TOKENS,
+    }
+    return {**defaults, "models": profiles, "zero_delays": zero, "log_path": log_path,
+            "answer_keys": [], "workers": 1}  # fmt: skip
+
+
+async def _drive(
+    base_url: str, model_id: str, n: int, concurrency: int
+) -> tuple[list[Record], float, float]:
+    model = Model(
+        name=MODEL, id=model_id, price=Price(Decimal("0.9"), Decimal("0.9")), context_length=8
+    )
+    prompts = [
+        Prompt("bench", f"b{i}", (Message("user", f"Bench prompt {i}."),), None, f"h{i}")
+        for i in range(n)
+    ]
+    url = forward_url(base_url)
+    headers = {
+        "authorization": "Bearer aks_test_bench0123456789",
+        "content-type": "application/json",
+    }
+
+    def make_request(job):
+        body = chat_body(
+            model_id=model_id, messages=job.prompt.message_dicts(), max_tokens=64, stream=True
+        )
+        return WireRequest(url, headers, body, True)
+
+    client = HttpClient(max_connections=concurrency, timeouts=Timeouts())
+    settings = RunSettings(run_id="bench", endpoint="sim", concurrency=concurrency, max_tokens=64,
+                           stream=True, keep_text=False, retry=RetryPolicy(max_attempts=1))  # fmt: skip
+    sink = CountingSink()
+    try:
+        warm = Runner(
+            settings, client=client, make_request=make_request, sink=CountingSink(), rate=NoCap()
+        )
+        await warm.run(plan_jobs([model], prompts[: min(n, concurrency * 2)]))
+        runner = Runner(settings, client=client, make_request=make_request, sink=sink, rate=NoCap())
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        await runner.run(plan_jobs([model], prompts))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    finally:
+        await client.aclose()
+    return sink.rows, wall, cpu
+
+
+def _process_tree_cpu_s(pid: int) -> float:
+    """utime + stime of a process and its children (the simulator's workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _run(n: int, concurrency: int, *, zero: bool, defaults, catalog) -> dict[str, Any]:
+    import uvloop
+
+    log = None if zero else tempfile.mktemp(suffix=".jsonl")
+    settings = _sim_settings(defaults, zero=zero, log_path=log)
+    os.sched_setaffinity(0, {0})  # the simulator child inherits core 0
+    with running_simulator(settings, catalog) as sim:
+        os.sched_setaffinity(0, {1})
+        sim_cpu0 = _process_tree_cpu_s(sim.pid)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            rows, wall, cpu = runner.run(_drive(sim.base_url, catalog[MODEL]["id"], n, concurrency))
+        # includes the warm-up requests: an upper bound on the simulator's share
+        sim_cpu = _process_tree_cpu_s(sim.pid) - sim_cpu0
+    os.sched_setaffinity(0, {0, 1})
+    ok = [r for r in rows if r.status == "ok"]
+    result: dict[str, Any] = {
+        "concurrency": concurrency,
+        "requests": n,
+        "errors": n - len(ok),
+        "req_per_s": len(ok) / wall,
+        "output_tokens_per_s": sum(r.completion_tokens or 0 for r in ok) / wall,
+        "client_cpu_s_per_1k": cpu / max(len(ok), 1) * 1000,
+        "client_cpu_share": cpu / wall,
+        "sim_cpu_share_upper": sim_cpu / wall,
+    }
+    if log:
+        planned = {}
+        for line in Path(log).read_text().splitlines():
+            entry = json.loads(line)
+            planned[entry["completion_id"]] = entry
+        ttft = np.array([(r.ttft_s - planned[r.response_id]["planned_ttft_s"]) * 1e3 for r in ok])
+        itl = np.concatenate([
+            np.diff(np.array(r.token_offsets_ns) / 1e6) - np.array(planned[r.response_id]["planned_itl_s"]) * 1e3
+            for r in ok
+        ])  # fmt: skip
+        result.update({
+            "ttft_err_ms_p50": float(np.percentile(ttft, 50)),
+            "ttft_err_ms_p99": float(np.percentile(ttft, 99)),
+            "ttft_err_ms_max": float(ttft.max()),
+            "itl_err_ms_p50": float(np.percentile(itl, 50)),
+            "itl_err_ms_p99": float(np.percentile(itl, 99)),
+            "itl_err_ms_max": float(itl.max()),
+        })  # fmt: skip
+        os.unlink(log)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer requests")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "client.json")
+    args = parser.parse_args()
+    defaults, catalog = _config()
+    scale = 1 if args.quick else 4
+    rows = []
+    for c in (1, 64, 256, 1024):
+        n = max(500, c * 4) * scale if c > 1 else 500 * scale
+        rows.append(
+            {"kind": "capacity", **_run(n, c, zero=True, defaults=defaults, catalog=catalog)}
+        )
+        print(rows[-1], flush=True)
+    for c in (1, 32, 64, 256):
+        n = max(64, c * 5) * (2 if not args.quick else 1)
+        rows.append(
+            {"kind": "timing", **_run(n, c, zero=False, defaults=defaults, catalog=catalog)}
+        )
+        print(rows[-1], flush=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Shared fixtures: the composed config, and the real simulator on 127.0.0.1 (port 0)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def composed() -> Any:
+    from hydra import compose, initialize_config_dir
+
+    from lavabench.config import CONF_DIR, register_schemas
+
+    register_schemas()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name="config")
+
+
+@pytest.fixture(scope="session")
+def sim_catalog(composed: Any) -> dict[str, dict[str, Any]]:
+    from lavabench.catalog import catalog_from_mapping
+
+    catalog = catalog_from_mapping(composed.catalog)
+    return {m.name: {"id": m.id, "reasoning": m.reasoning} for m in catalog.models.values()}
+
+
+@pytest.fixture(scope="session")
+def sim_defaults(composed: Any) -> dict[str, Any]:
+    from lavabench.config import plain
+
+    return plain(composed.sim)
+
+
+def sim_settings(defaults: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    settings = copy.deepcopy(defaults)
+    settings.update(overrides)
+    settings["answer_keys"] = [str(ROOT / "datasets" / "demo-arith.jsonl")]
+    return settings
+
+
+@pytest.fixture
+def running_sim(sim_defaults, sim_catalog, tmp_path) -> Iterator[tuple[str, Path]]:
+    """The default simulator (demo profiles) with a response log; yields (base_url, log)."""
+    from lavabench.sim.process import running_simulator
+
+    log = tmp_path / "sim-log.jsonl"
+    with running_simulator(sim_settings(sim_defaults, log_path=str(log)), sim_catalog) as sim:
+        yield sim.base_url, log
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_cli(
+    args: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`lavabench ...` as a user runs it: a fresh process, the real HTTP stack."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LAVA_", "FIREWORKS_"))}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "lavabench", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
