@@ -29,10 +29,26 @@ def test_transient_errors_retry_until_max_attempts(kind: str) -> None:
 
 def test_backoff_is_exponential_capped_and_jittered() -> None:
     no_jitter = RetryPolicy(backoff_base_s=0.5, backoff_cap_s=4.0, jitter=False)
-    assert [decide("unavailable", n, no_jitter).delay_s for n in (1, 2, 3, 4, 5)][:3] == [0.5, 1.0, 2.0]
-    assert decide("unavailable", 3, RetryPolicy(max_attempts=9, backoff_cap_s=4.0, jitter=False)).delay_s == 2.0
-    assert decide("unavailable", 8, RetryPolicy(max_attempts=9, backoff_cap_s=4.0, jitter=False)).delay_s == 4.0
-    assert decide("unavailable", 2, POLICY, rand=lambda: 0.25).delay_s == 0.25  # full jitter: 0.25 x 1.0
+    assert [decide("unavailable", n, no_jitter).delay_s for n in (1, 2, 3, 4, 5)][:3] == [
+        0.5,
+        1.0,
+        2.0,
+    ]
+    assert (
+        decide(
+            "unavailable", 3, RetryPolicy(max_attempts=9, backoff_cap_s=4.0, jitter=False)
+        ).delay_s
+        == 2.0
+    )
+    assert (
+        decide(
+            "unavailable", 8, RetryPolicy(max_attempts=9, backoff_cap_s=4.0, jitter=False)
+        ).delay_s
+        == 4.0
+    )
+    assert (
+        decide("unavailable", 2, POLICY, rand=lambda: 0.25).delay_s == 0.25
+    )  # full jitter: 0.25 x 1.0
 
 
 def test_retry_after_is_honoured_and_capped() -> None:

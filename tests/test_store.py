@@ -45,7 +45,9 @@ def test_close_merges_parts_into_one_file_with_metadata(tmp_path: Path) -> None:
     assert table["token_offsets_ns"][0].as_py() == [1, 2, 3]
     assert sum(table["cost_pico_usd"].to_pylist()) == 30 * 10**12 + sum(range(30))
     meta = read_metadata(tmp_path)
-    assert meta["schema_version"] == str(SCHEMA_VERSION) and json.loads(meta["run"]) == {"run_id": "r"}
+    assert meta["schema_version"] == str(SCHEMA_VERSION) and json.loads(meta["run"]) == {
+        "run_id": "r"
+    }
 
 
 def test_older_schema_rows_are_read_with_missing_columns_as_nulls(tmp_path: Path) -> None:

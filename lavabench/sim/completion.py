@@ -1,0 +1,167 @@
+"""Plan one completion: which tokens, when, and what usage to report.
+
+The plan is made in full before the first byte is written, so the numbers a client sees
+(usage, `fireworks-*` headers, `perf_metrics`) and the numbers in the simulator's log are the
+same values, and a test can join the two exactly.
+
+Timing: TTFT = ttft_s * latency_scale * exp(jitter * z0) (lognormal with median ttft_s);
+the gap before token i > 0 is (1 / tokens_per_s) * latency_scale * exp(jitter * zi). The z
+draws come from a Random seeded by hashing (seed, model, request body), so the same request
+gets the same timing in any worker. Times are rounded to microseconds so that the decimal
+text in headers and JSON equals the logged float.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lavabench.sim.answers import AnswerKey, is_correct
+from lavabench.sim.determinism import rng
+from lavabench.sim.replies import (
+    THINK_CLOSE,
+    THINK_OPEN,
+    answer_tokens,
+    filler_tokens,
+    reasoning_tokens,
+)
+from lavabench.sim.settings import ModelProfile, SimSettings
+from lavabench.sim.validation import CACHE_BLOCK_TOKENS, ChatRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """A catalog model as the sim serves it: wire id, profile and effective reasoning style."""
+
+    name: str
+    wire_id: str
+    profile: ModelProfile
+    reasoning_style: str
+
+
+@dataclass(slots=True)
+class Completion:
+    """Everything that will be sent for one successful request."""
+
+    completion_id: str
+    model: ModelEntry
+    created: int
+    tokens: list[str]
+    reasoning_count: int  # the first `reasoning_count` tokens are reasoning (tags included)
+    finish_reason: str
+    prompt_tokens: int
+    cached_tokens: int | None  # None: the model does not report cached tokens
+    ttft_s: float
+    itl_s: list[float]
+    stream: bool
+    include_usage: bool
+    perf_metrics: bool
+    correct: bool | None
+    item_id: str | None
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def processing_s(self) -> float:
+        """Planned time from request receipt to the last token."""
+        return round(self.ttft_s + math.fsum(self.itl_s), 6)
+
+    @property
+    def reasoning_in_field(self) -> bool:
+        return self.model.reasoning_style == "field"
+
+
+def model_table(settings: SimSettings, catalog: Mapping[str, Mapping[str, Any]]) -> dict:
+    """Wire id -> ModelEntry for every catalog model; ValueError on a malformed catalog."""
+    table: dict[str, ModelEntry] = {}
+    for name, spec in catalog.items():
+        wire_id = spec.get("id") if isinstance(spec, Mapping) else None
+        if not isinstance(wire_id, str) or not wire_id:
+            raise ValueError(f"catalog.{name}.id: expected the model's wire id string")
+        if wire_id in table:
+            raise ValueError(f"catalog.{name}.id: {wire_id} is used by two models")
+        reasoning = bool(spec.get("reasoning", False))
+        profile = settings.profile_for(name, reasoning)
+        style = profile.reasoning_style if reasoning else "none"
+        table[wire_id] = ModelEntry(str(name), wire_id, profile, style)
+    return table
+
+
+class Planner:
+    """Turns a valid request for a known model into a Completion."""
+
+    def __init__(self, settings: SimSettings, key: AnswerKey | None) -> None:
+        self._settings = settings
+        self._seed = settings.seed
+        self._key = key
+
+    def plan(
+        self, req: ChatRequest, entry: ModelEntry, body: bytes, completion_id: str, now: int
+    ) -> Completion:
+        """The full plan; `body` feeds the timing hash, `now` is the `created` stamp."""
+        seed, profile = self._seed, entry.profile
+        item = self._key.find(req.last_user_text) if self._key is not None else None
+        correct: bool | None = None
+        if item is not None:
+            correct = is_correct(seed, entry.name, item, profile.skill, req.request_seed)
+            content = list(answer_tokens(seed, entry.name, item, correct))
+        else:
+            content = filler_tokens(seed, req.last_user_text, profile.default_output_tokens)
+        tokens, reasoning_count = _with_reasoning(seed, entry, content)
+        finish_reason = "stop"
+        if len(tokens) > req.max_tokens:
+            tokens = tokens[: req.max_tokens]
+            finish_reason = "length"
+        ttft_s, itl_s = self._timing(entry, body, len(tokens))
+        cached = None
+        if profile.reports_cached_tokens:
+            cached = req.prefix_tokens // CACHE_BLOCK_TOKENS * CACHE_BLOCK_TOKENS
+        return Completion(
+            completion_id=completion_id,
+            model=entry,
+            created=now,
+            tokens=tokens,
+            reasoning_count=min(reasoning_count, len(tokens)),
+            finish_reason=finish_reason,
+            prompt_tokens=req.prompt_tokens,
+            cached_tokens=cached,
+            ttft_s=ttft_s,
+            itl_s=itl_s,
+            stream=req.stream,
+            include_usage=req.include_usage,
+            perf_metrics=req.perf_metrics,
+            correct=correct,
+            item_id=item.id if item is not None else None,
+        )
+
+    def _timing(self, entry: ModelEntry, body: bytes, n_tokens: int) -> tuple[float, list[float]]:
+        gaps = max(n_tokens - 1, 0)
+        if self._settings.zero_delays:
+            return 0.0, [0.0] * gaps
+        profile, scale = entry.profile, self._settings.latency_scale
+        ttft = profile.ttft_s * scale
+        itl = scale / profile.tokens_per_s
+        sigma = profile.jitter
+        if sigma == 0:
+            return round(ttft, 6), [round(itl, 6)] * gaps
+        draw = rng(self._seed, "timing", entry.name, body).gauss
+        exp = math.exp
+        ttft_j = round(ttft * exp(sigma * draw(0.0, 1.0)), 6)
+        return ttft_j, [round(itl * exp(sigma * draw(0.0, 1.0)), 6) for _ in range(gaps)]
+
+
+def _with_reasoning(seed: int, entry: ModelEntry, content: list[str]) -> tuple[list[str], int]:
+    """Prefix the reply with the model's reasoning tokens; return (tokens, reasoning count)."""
+    style = entry.reasoning_style
+    if style == "none":
+        return content, 0
+    thinking = reasoning_tokens(seed, entry.name, entry.profile.reasoning_tokens)
+    if style == "field":
+        return thinking + content, len(thinking)
+    if content:
+        content = ["\n\n" + content[0].lstrip(), *content[1:]]
+    return [THINK_OPEN, *thinking, THINK_CLOSE, *content], len(thinking) + 2

@@ -1,0 +1,236 @@
+"""From one parsed HTTP request to one planned response: routing, Lava, then Fireworks.
+
+    POST /v1/forward?u=...                 Lava's forward proxy: credential, target, metadata,
+                                           then the Fireworks behaviour; x-lava-request-id on
+                                           every response, errors included
+    POST /inference/v1/chat/completions    Fireworks called directly: any non-empty bearer
+    GET  /healthz                          200 "ok"
+    anything else                          404
+
+A chat request goes parse -> model lookup -> plan (completion.py) -> render. `_render` is the
+one place where a planned completion becomes bytes and times, so a fault policy (429, 5xx,
+a cut stream) decides there, with the plan in hand, and nothing upstream changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from lavabench.sim import wire
+from lavabench.sim.answers import AnswerKey
+from lavabench.sim.completion import Completion, ModelEntry, Planner, model_table
+from lavabench.sim.eventlog import EventLog, completion_record, error_record
+from lavabench.sim.gateway import (
+    CredentialCheck,
+    Rejection,
+    RequestIds,
+    check_metadata,
+    check_target,
+    parse_query,
+)
+from lavabench.sim.settings import SimSettings
+from lavabench.sim.validation import InvalidRequest, parse_chat
+
+FORWARD_PATH = b"/v1/forward"
+FIREWORKS_PATH = b"/inference/v1/chat/completions"
+HEALTH_PATH = b"/healthz"
+MODEL_NOT_FOUND = "Model not found, inaccessible, and/or not deployed"
+
+
+class Request:
+    """One HTTP request as the connection parsed it; `received_at` is time.monotonic() (s)."""
+
+    __slots__ = (
+        "authorization",
+        "body",
+        "keep_alive",
+        "metadata",
+        "method",
+        "path",
+        "query",
+        "received_at",
+    )
+
+    def __init__(
+        self,
+        method: bytes,
+        path: bytes,
+        query: bytes | None,
+        authorization: bytes | None,
+        metadata: bytes | None,
+        body: bytes,
+        keep_alive: bool,
+        received_at: float,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.authorization = authorization
+        self.metadata = metadata
+        self.body = body
+        self.keep_alive = keep_alive
+        self.received_at = received_at
+
+
+class Response:
+    """What to write: `head` at once, then each (loop time, bytes) of `parts` when due.
+
+    `record` goes to the event log once the last byte is written.
+    """
+
+    __slots__ = ("head", "keep_alive", "parts", "record")
+
+    def __init__(
+        self,
+        head: bytes,
+        parts: list[tuple[float, bytes]] | None,
+        record: dict[str, Any] | None,
+        keep_alive: bool,
+    ) -> None:
+        self.head = head
+        self.parts = parts
+        self.record = record
+        self.keep_alive = keep_alive
+
+
+@dataclass(frozen=True)
+class SimApp:
+    """State shared by all workers, built once before they fork: models, answer key."""
+
+    settings: SimSettings
+    models: dict[str, ModelEntry]
+    key: AnswerKey | None
+
+
+def build_app(settings: SimSettings, catalog: Mapping[str, Mapping[str, Any]]) -> SimApp:
+    """Load the answer keys and index the catalog; ValueError on bad input."""
+    models = model_table(settings, catalog)
+    if not models:
+        raise ValueError("catalog: no models; the simulator needs at least one")
+    key = AnswerKey.load(settings.answer_keys, settings.seed) if settings.answer_keys else None
+    return SimApp(settings, models, key)
+
+
+class Handler:
+    """Per-worker request handler (owns the worker's ids and its log file)."""
+
+    def __init__(self, app: SimApp, log: EventLog) -> None:
+        self._models = app.models
+        self._planner = Planner(app.settings, app.key)
+        self._credentials = CredentialCheck(app.settings.require_secret_key)
+        self._zero = app.settings.zero_delays
+        self._ids = RequestIds()
+        self._log = log
+
+    def handle(self, req: Request) -> Response:
+        """Route one request."""
+        path = req.path
+        if req.method == b"POST":
+            if path == FORWARD_PATH:
+                return self._forward(req)
+            if path == FIREWORKS_PATH:
+                return self._fireworks(req)
+        elif path == HEALTH_PATH and req.method == b"GET":
+            return self._plain(req, 200, b"ok")
+        return self._plain(req, 404, b"not found")
+
+    def _plain(self, req: Request, status: int, body: bytes) -> Response:
+        data = wire.full_response(status, wire.TEXT_TYPE, body, b"", req.keep_alive)
+        return Response(data, None, None, req.keep_alive)
+
+    def _forward(self, req: Request) -> Response:
+        lava_id = self._ids.lava_request_id()
+        extra = b"x-lava-request-id: %b\r\n" % lava_id.encode()
+        try:
+            self._credentials.check(req.authorization)
+            params = parse_query(req.query)
+            check_target(params)
+            check_metadata(req.metadata if req.metadata is not None else params.get("metadata"))
+        except Rejection as r:
+            body = wire.lava_error(r.status, r.code, r.message)
+            return self._error(req, r.status, body, extra, "forward", lava_id, None)
+        return self._chat(req, extra, "forward", lava_id)
+
+    def _fireworks(self, req: Request) -> Response:
+        auth = req.authorization
+        if not auth or auth[:7].lower() != b"bearer " or not auth[7:].strip():
+            request_id = self._ids.completion_id()
+            body = wire.fireworks_error(
+                "The API key you provided is invalid.", request_id, "authentication_error"
+            )
+            return self._error(req, 401, body, b"", "fireworks", None, request_id)
+        return self._chat(req, b"", "fireworks", None)
+
+    def _chat(self, req: Request, extra: bytes, path: str, lava_id: str | None) -> Response:
+        completion_id = self._ids.completion_id()
+        try:
+            chat = parse_chat(req.body)
+        except InvalidRequest as exc:
+            body = wire.fireworks_error(str(exc), completion_id)
+            return self._error(req, 400, body, extra, path, lava_id, completion_id)
+        entry = self._models.get(chat.model)
+        if entry is None:
+            body = wire.fireworks_error(MODEL_NOT_FOUND, completion_id, "not_found_error")
+            return self._error(req, 404, body, extra, path, lava_id, completion_id)
+        completion = self._planner.plan(chat, entry, req.body, completion_id, int(time.time()))
+        return self._render(req, completion, extra, path, lava_id)
+
+    def _error(
+        self,
+        req: Request,
+        status: int,
+        body: bytes,
+        extra: bytes,
+        path: str,
+        lava_id: str | None,
+        request_id: str | None,
+    ) -> Response:
+        data = wire.full_response(status, wire.JSON_TYPE, body, extra, req.keep_alive)
+        record = None
+        if self._log.enabled:
+            record = error_record(status, path, lava_id, request_id, _model_of(req.body))
+        return Response(data, None, record, req.keep_alive)
+
+    def _render(
+        self, req: Request, c: Completion, extra: bytes, path: str, lava_id: str | None
+    ) -> Response:
+        """The planned completion as bytes and write times (see the module docstring)."""
+        record = completion_record(c, path, lava_id) if self._log.enabled else None
+        keep_alive = req.keep_alive
+        if not c.stream:
+            headers = wire.completion_headers(c) + extra
+            data = wire.full_response(
+                200, wire.JSON_TYPE, wire.completion_body(c), headers, keep_alive
+            )
+            if self._zero:
+                return Response(data, None, record, keep_alive)
+            return Response(b"", [(req.received_at + c.processing_s, data)], record, keep_alive)
+        headers = wire.stream_headers(c, extra, keep_alive)
+        role, events, closing = wire.stream_events(c)
+        if self._zero:
+            body = wire.http_chunk(role + b"".join(events) + closing) + wire.LAST_CHUNK
+            return Response(headers + body, None, record, keep_alive)
+        chunk = wire.http_chunk
+        due = req.received_at + c.ttft_s
+        parts = [(due, chunk(events[0]))]
+        for gap, event in zip(c.itl_s, events[1:], strict=True):
+            due += gap
+            parts.append((due, chunk(event)))
+        last_due, last = parts[-1]
+        parts[-1] = (last_due, last + chunk(closing) + wire.LAST_CHUNK)
+        return Response(headers + chunk(role), parts, record, keep_alive)
+
+
+def _model_of(body: bytes) -> str | None:
+    """Best-effort model name for an error log line (the body may be anything)."""
+    try:
+        data = orjson.loads(body)
+    except ValueError:
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, str) else None
