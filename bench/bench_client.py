@@ -62,13 +62,15 @@ def _config() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     return plain(cfg.sim), sim_catalog
 
 
-def _sim_settings(defaults: dict[str, Any], *, zero: bool, log_path: str | None) -> dict[str, Any]:
+def _sim_settings(
+    defaults: dict[str, Any], *, zero: bool, log_path: str | None, jitter: float = 0.0
+) -> dict[str, Any]:
     profiles = dict(defaults["models"])
     profiles[MODEL] = {
         **profiles[MODEL],
         "ttft_s": 0.05,
         "tokens_per_s": 100.0,
-        "jitter": 0.0,
+        "jitter": jitter,
         "reasoning_style": "none",
         "default_output_tokens": OUTPUT_TOKENS,
     }
@@ -76,9 +78,12 @@ def _sim_settings(defaults: dict[str, Any], *, zero: bool, log_path: str | None)
             "answer_keys": [], "workers": 1}  # fmt: skip
 
 
-async def _drive(
+async def drive(
     base_url: str, model_id: str, n: int, concurrency: int
 ) -> tuple[list[Record], float, float]:
+    """n distinct prompts through the real Runner -> HttpClient path, after a warm-up that
+    opens the connections; returns (rows, wall seconds, client CPU seconds). Also used by
+    tests/test_timing.py."""
     model = Model(
         name=MODEL, id=model_id, price=Price(Decimal("0.9"), Decimal("0.9")), context_length=8
     )
@@ -133,23 +138,26 @@ def _process_tree_cpu_s(pid: int) -> float:
     return total
 
 
-def _run(n: int, concurrency: int, *, zero: bool, defaults, catalog) -> dict[str, Any]:
+def _run(
+    n: int, concurrency: int, *, zero: bool, defaults, catalog, jitter: float = 0.0
+) -> dict[str, Any]:
     import uvloop
 
     log = None if zero else tempfile.mktemp(suffix=".jsonl")
-    settings = _sim_settings(defaults, zero=zero, log_path=log)
+    settings = _sim_settings(defaults, zero=zero, log_path=log, jitter=jitter)
     os.sched_setaffinity(0, {0})  # the simulator child inherits core 0
     with running_simulator(settings, catalog) as sim:
         os.sched_setaffinity(0, {1})
         sim_cpu0 = _process_tree_cpu_s(sim.pid)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            rows, wall, cpu = runner.run(_drive(sim.base_url, catalog[MODEL]["id"], n, concurrency))
+            rows, wall, cpu = runner.run(drive(sim.base_url, catalog[MODEL]["id"], n, concurrency))
         # includes the warm-up requests: an upper bound on the simulator's share
         sim_cpu = _process_tree_cpu_s(sim.pid) - sim_cpu0
     os.sched_setaffinity(0, {0, 1})
     ok = [r for r in rows if r.status == "ok"]
     result: dict[str, Any] = {
         "concurrency": concurrency,
+        "jitter": jitter,
         "requests": n,
         "errors": n - len(ok),
         "req_per_s": len(ok) / wall,
@@ -163,7 +171,11 @@ def _run(n: int, concurrency: int, *, zero: bool, defaults, catalog) -> dict[str
         for line in Path(log).read_text().splitlines():
             entry = json.loads(line)
             planned[entry["completion_id"]] = entry
-        ttft = np.array([(r.ttft_s - planned[r.response_id]["planned_ttft_s"]) * 1e3 for r in ok])
+        # the client's own error: against when the simulator actually wrote the first token
+        ttft = np.array([(r.ttft_s - planned[r.response_id]["sent_ttft_s"]) * 1e3 for r in ok])
+        vs_plan = np.array(
+            [(r.ttft_s - planned[r.response_id]["planned_ttft_s"]) * 1e3 for r in ok]
+        )
         itl = np.concatenate([
             np.diff(np.array(r.token_offsets_ns) / 1e6) - np.array(planned[r.response_id]["planned_itl_s"]) * 1e3
             for r in ok
@@ -172,6 +184,7 @@ def _run(n: int, concurrency: int, *, zero: bool, defaults, catalog) -> dict[str
             "ttft_err_ms_p50": float(np.percentile(ttft, 50)),
             "ttft_err_ms_p99": float(np.percentile(ttft, 99)),
             "ttft_err_ms_max": float(ttft.max()),
+            "ttft_vs_plan_ms_p50": float(np.percentile(vs_plan, 50)),
             "itl_err_ms_p50": float(np.percentile(itl, 50)),
             "itl_err_ms_p99": float(np.percentile(itl, 99)),
             "itl_err_ms_max": float(itl.max()),
@@ -194,12 +207,12 @@ def main() -> None:
             {"kind": "capacity", **_run(n, c, zero=True, defaults=defaults, catalog=catalog)}
         )
         print(rows[-1], flush=True)
-    for c in (1, 32, 64, 256):
-        n = max(64, c * 5) * (2 if not args.quick else 1)
-        rows.append(
-            {"kind": "timing", **_run(n, c, zero=False, defaults=defaults, catalog=catalog)}
-        )
-        print(rows[-1], flush=True)
+    for jitter in (0.1, 0.0):  # realistic per-request jitter, then phase-locked streams
+        for c in (1, 32, 64, 256):
+            n = max(64, c * 5) * (2 if not args.quick else 1)
+            row = _run(n, c, zero=False, defaults=defaults, catalog=catalog, jitter=jitter)
+            rows.append({"kind": "timing", **row})
+            print(rows[-1], flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

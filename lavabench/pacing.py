@@ -15,7 +15,22 @@ from asyncio_throttle import Throttler
 _MIN_WINDOW_S = 0.05
 
 
-class RateCap:
+class _Gate:
+    """`async with gate:` waits until a request may start; leaving it does nothing."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+class RateCap(_Gate):
     """At most `rate` starts per second, measured over windows of >= 50 ms."""
 
     def __init__(self, rate_per_s: float) -> None:
@@ -31,28 +46,9 @@ class RateCap:
     async def __aenter__(self) -> None:
         await self._throttler.acquire()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
-
-class NoCap:
+class NoCap(_Gate):
     """No rate limit: only the concurrency cap applies."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
 
 def rate_cap(rate_per_s: float | None) -> RateCap | NoCap:

@@ -128,3 +128,21 @@ def test_a_bug_in_a_job_is_raised_not_swallowed() -> None:
 
     with pytest.raises(RuntimeError, match="bug"):
         _run(Broken({}), plan_jobs(MODELS, PROMPTS))
+
+
+def test_rate_cap_spaces_starts() -> None:
+    import time
+
+    from lavabench.pacing import RateCap
+
+    async def go() -> float:
+        cap = RateCap(100.0)
+        start = time.perf_counter()
+        for _ in range(31):
+            async with cap:
+                pass
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(go())
+    # 31 starts at <= 100/s need >= 0.25 s (the first window's 5 may start at once)
+    assert 0.25 <= elapsed < 1.0, elapsed

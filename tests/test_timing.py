@@ -2,8 +2,8 @@
 
 The simulator runs in its own process: 50 ms to the first token, then 10 ms between tokens,
 each drawn with 10% lognormal jitter (logged per request). Each row is matched to the
-simulator's log by completion id: TTFT against the moment the simulator actually wrote the first token (`sent_ttft_s`),
-ITL against the planned gaps. (With no jitter all 32 streams' tokens land in the same
+simulator's log by completion id: TTFT against the moment the simulator actually wrote the
+first token (`sent_ttft_s`), ITL against the planned gaps. (With no jitter all 32 streams' tokens land in the same
 millisecond: the hardest case for the client's event loop, kept for `make bench`.)
 """
 
@@ -11,70 +11,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import numpy as np
 import pytest
 import uvloop
 
-from lavabench.catalog import Model, Price
-from lavabench.client import HttpClient, Timeouts, WireRequest
-from lavabench.datasets import Message, Prompt
-from lavabench.pacing import NoCap
-from lavabench.plan import plan_jobs
-from lavabench.records import Record
-from lavabench.retry import RetryPolicy
-from lavabench.runner import Runner, RunSettings
-from lavabench.wire import chat_body, forward_url
+from bench.bench_client import MODEL, drive
 
 from .conftest import read_log, sim_settings
 
-MODEL = "llama-v3p3-70b-instruct"
 # Per-request jitter as real traffic has (and the simulator's defaults). With none, all 32
 # streams are phase-locked and tokens land in the same millisecond: that worst case is
-# measured and reported by `make bench` (TTFT error p50 1.4-3 ms), not asserted here.
+# measured and reported by `make bench` (bench/results/latest.md), not asserted here.
 JITTER = 0.1
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.rows: list[Record] = []
-
-    def write(self, record: Record) -> None:
-        self.rows.append(record)
-
-
-async def _run(base_url: str, model: Model, n: int, concurrency: int) -> list[Record]:
-    prompts = [
-        Prompt("timing", f"t{i}", (Message("user", f"Say something, {i}."),), None, f"h{i}")
-        for i in range(n)
-    ]
-    url = forward_url(base_url)
-    headers = {
-        "authorization": "Bearer aks_test_timing0123456789",
-        "content-type": "application/json",
-    }
-
-    def make_request(job):
-        body = chat_body(model_id=job.model.id, messages=job.prompt.message_dicts(),
-                         max_tokens=64, stream=True)  # fmt: skip
-        return WireRequest(url, headers, body, True)
-
-    client = HttpClient(max_connections=concurrency, timeouts=Timeouts())
-    sink = ListSink()
-    settings = RunSettings(run_id="timing", endpoint="sim", concurrency=concurrency, max_tokens=64,
-                           stream=True, keep_text=False, retry=RetryPolicy(max_attempts=1))  # fmt: skip
-    try:
-        # warm the pool first: connection set-up is not what this test measures
-        warm = Runner(
-            settings, client=client, make_request=make_request, sink=ListSink(), rate=NoCap()
-        )
-        await warm.run(plan_jobs([model], prompts[:concurrency]))
-        runner = Runner(settings, client=client, make_request=make_request, sink=sink, rate=NoCap())
-        await runner.run(plan_jobs([model], prompts))
-    finally:
-        await client.aclose()
-    return sink.rows
 
 
 @pytest.mark.parametrize("concurrency", [32])
@@ -88,18 +37,16 @@ def test_ttft_and_itl_within_2ms_of_injected_delays(
                        "reasoning_style": "none", "default_output_tokens": 32}  # fmt: skip
     log = tmp_path / "log.jsonl"
     settings = sim_settings(sim_defaults, models=profiles, log_path=str(log))
-    model = Model(
-        name=MODEL,
-        id=sim_catalog[MODEL]["id"],
-        price=Price(Decimal(0), Decimal(0)),
-        context_length=8,
-    )
     # the same event loop `lavabench run` uses
     with (
         running_simulator(settings, sim_catalog) as sim,
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop,
     ):
-        rows = loop.run(_run(sim.base_url, model, n=10 * concurrency, concurrency=concurrency))
+        rows, _wall, _cpu = loop.run(
+            drive(
+                sim.base_url, sim_catalog[MODEL]["id"], n=10 * concurrency, concurrency=concurrency
+            )
+        )
     planned = {e["completion_id"]: e for e in read_log(log)}
     assert len(rows) == 10 * concurrency and all(r.status == "ok" for r in rows)
 

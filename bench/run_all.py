@@ -1,0 +1,97 @@
+"""`make bench`: every figure measured in one run on this machine -> bench/results/latest.md.
+
+Runs the simulator benchmark (wrk or aiohttp processes against the simulator, pinned cores)
+and the client benchmark (lavabench's real request path against the simulator), then writes
+one Markdown table and the raw JSON. Speed targets live here, not in timed unit tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def _run(script: str, *args: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], check=True, cwd=ROOT)
+
+
+def _fmt(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def main() -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    quick = "--quick" in sys.argv
+    _run("bench_sim.py", "--duration", "5" if quick else "10")
+    _run("bench_client.py", *(["--quick"] if quick else []))
+    sim = json.loads((RESULTS / "sim.json").read_text())
+    client = json.loads((RESULTS / "client.json").read_text())
+
+    lines = [
+        "# lavabench benchmarks",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({os.cpu_count()} cores, Python {platform.python_version()}); simulator pinned to "
+        "core 0, load generator / client to core 1; 32-token streamed responses.",
+        "",
+        "## Simulator (target >= 6,000 responses/s on one core, zero delays)",
+        "",
+        "| mode | workers | tool | connections | responses/s | server CPU s / 1k | latency p50 / p99 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sim["rows"]:
+        lines.append(
+            f"| {r['mode']} | {r['workers']} | {r['tool']} | {r['connections']} | "
+            f"{r['responses_per_s']:,.0f} | {r['server_cpu_s_per_1k']:.3f} | "
+            f"{r['latency_p50_s'] * 1e3:.1f} / {r['latency_p99_s'] * 1e3:.1f} ms |"
+        )
+    lines += [
+        "",
+        "## Client capacity (zero server delays; Runner -> HttpClient -> SSE -> Record)",
+        "",
+        "| concurrency | requests | req/s | output tok/s | client CPU s / 1k req | client CPU share | sim CPU share (upper) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in (r for r in client if r["kind"] == "capacity"):
+        lines.append(
+            f"| {r['concurrency']} | {r['requests']} | {r['req_per_s']:,.0f} | "
+            f"{r['output_tokens_per_s']:,.0f} | {r['client_cpu_s_per_1k']:.3f} | "
+            f"{r['client_cpu_share']:.2f} | {r['sim_cpu_share_upper']:.2f} |"
+        )
+    lines += [
+        "",
+        "## Timing truth (50 ms TTFT, 10 ms ITL)",
+        "",
+        "TTFT error = client TTFT - the simulator's actual first-token send time, per request;",
+        "ITL error = client gap - planned gap. jitter 0 = all streams phase-locked (worst case).",
+        "",
+        "| jitter | concurrency | requests | TTFT err p50 / p99 / max ms | TTFT vs plan p50 ms | ITL err p50 / p99 / max ms | client CPU share |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in (r for r in client if r["kind"] == "timing"):
+        lines.append(
+            f"| {r['jitter']} | {r['concurrency']} | {r['requests']} | "
+            f"{_fmt(r['ttft_err_ms_p50'])} / {_fmt(r['ttft_err_ms_p99'])} / "
+            f"{_fmt(r['ttft_err_ms_max'])} | {_fmt(r['ttft_vs_plan_ms_p50'])} | "
+            f"{_fmt(r['itl_err_ms_p50'])} / {_fmt(r['itl_err_ms_p99'])} / "
+            f"{_fmt(r['itl_err_ms_max'])} | {r['client_cpu_share']:.2f} |"
+        )
+    lines.append("")
+    (RESULTS / "latest.md").write_text("\n".join(lines))
+    (RESULTS / "latest.json").write_text(
+        json.dumps({"simulator": sim, "client": client}, indent=2) + "\n"
+    )
+    print("\n".join(lines))
+    print(f"\nwritten: {RESULTS / 'latest.md'}")
+
+
+if __name__ == "__main__":
+    main()
