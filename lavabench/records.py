@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _col(arrow: str, doc: str, default: Any = None) -> Any:
@@ -147,6 +147,17 @@ class Record:
     correct: bool | None = _col("bool", "Grade: answer correct; null when not graded or failed.")
     score: float | None = _col("float64", "Grade score in [0, 1]; null when not graded.")
     extracted_answer: str | None = _col("string", "Answer the grader extracted.")
+    grade_error: str | None = _col(
+        "string", "Why grading failed (the response is kept; correct/score stay null)."
+    )
+
+    # --- reuse ----------------------------------------------------------------------------
+    response_cached: bool = _col(
+        "bool",
+        "The answer came from the response cache (`cache.enabled`), not a new request: its "
+        "timings and cost are not a measurement and are excluded from latency and cost.",
+        False,
+    )
 
 
 RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))
@@ -189,6 +200,7 @@ def records_markdown() -> str:
         "## Version history",
         "",
         "- 1: first version.",
+        "- 2: `grade_error` (grading failures keep the response), `response_cached`.",
         "",
     ]
     return "\n".join(lines)
