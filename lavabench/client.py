@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
@@ -51,11 +51,12 @@ class Timeouts:
     """`runner.timeouts` in config (a Hydra structured-config schema, hence not frozen)."""
 
     connect_s: float = 10.0
+    first_token_s: float = 120.0  # send -> first token (streams); a stuck queue fails here
     read_s: float = 120.0  # longest silence allowed between two reads
-    total_s: float = 600.0  # whole attempt, headers to [DONE]
+    total_s: float = 600.0  # whole attempt, send to [DONE]
 
     def __post_init__(self) -> None:
-        if min(self.connect_s, self.read_s, self.total_s) <= 0:
+        if min(self.connect_s, self.first_token_s, self.read_s, self.total_s) <= 0:
             raise ConfigError("runner.timeouts: every timeout must be > 0 seconds")
 
 
@@ -159,10 +160,23 @@ class HttpClient:
 
     async def send(self, request: WireRequest) -> Attempt:
         attempt = Attempt(send_ns=time.perf_counter_ns(), started_at=datetime.now(UTC))
+        t = self._timeouts
+        now = asyncio.get_running_loop().time()
+        total_at = now + t.total_s
+        # One deadline: the first-token limit until a token arrives, then the total limit.
+        first_at = min(total_at, now + t.first_token_s) if request.stream else total_at
         try:
-            async with asyncio.timeout(self._timeouts.total_s):
-                await self._exchange(request, attempt)
-        except (httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            async with asyncio.timeout_at(first_at) as deadline:
+                await self._exchange(request, attempt, lambda: deadline.reschedule(total_at))
+        except TimeoutError:
+            got_token = attempt.result is not None and bool(attempt.result.token_times_ns)
+            if not got_token and request.stream and first_at < total_at:
+                attempt.error = Unavailable(f"no first token within {t.first_token_s:g} s")
+            elif attempt.http_status == 200:
+                attempt.error = StreamBroken(f"response not complete within {t.total_s:g} s")
+            else:
+                attempt.error = Unavailable(f"no response within {t.total_s:g} s")
+        except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
             attempt.error = classify_exception(exc, after_headers=attempt.http_status == 200)
         attempt.end_ns = time.perf_counter_ns()
         return attempt
@@ -174,7 +188,9 @@ class HttpClient:
             parsed = self._urls[url] = httpx.URL(url)
         return parsed
 
-    async def _exchange(self, request: WireRequest, attempt: Attempt) -> None:
+    async def _exchange(
+        self, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
+    ) -> None:
         async with self._client.stream(
             "POST", self._url(request.url), content=request.body, headers=request.headers
         ) as response:
@@ -191,7 +207,7 @@ class HttpClient:
                 attempt.error = classify_response(response.status_code, body, response.headers)
                 return
             if request.stream:
-                attempt.result = await _read_stream(response)
+                attempt.result = await _read_stream(response, attempt, on_first_token)
                 if attempt.result.error:
                     attempt.error = StreamBroken(attempt.result.error, http_status=200)
                 elif not attempt.result.done:
@@ -220,7 +236,9 @@ def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     return response.aiter_raw()
 
 
-async def _read_stream(response: httpx.Response) -> StreamResult:
+async def _read_stream(
+    response: httpx.Response, attempt: Attempt, on_first_token: Callable[[], None]
+) -> StreamResult:
     """Stamp each read the moment it returns, then decode it.
 
     Measured against decoding after the stream ends: equal with jittered arrivals, and
@@ -229,11 +247,16 @@ async def _read_stream(response: httpx.Response) -> StreamResult:
     """
     decoder = SSEDecoder()
     acc = ChatStreamAccumulator()
+    attempt.result = acc.result  # a timeout mid-stream still sees what arrived
     perf_counter_ns = time.perf_counter_ns
+    waiting_for_first = True
     async for chunk in raw_chunks(response):
         t_ns = perf_counter_ns()
         for event in decoder.feed(chunk):
             acc.on_data(event.data, t_ns)
+        if waiting_for_first and acc.result.token_times_ns:
+            waiting_for_first = False
+            on_first_token()
         if acc.result.error:
             break  # the connection is discarded; reading on would only cost time
     # After [DONE] we still read to EOF (the chunked terminator) so the connection is reused.

@@ -56,7 +56,8 @@ def build_record(
     attempts: int,
     first_send_ns: int,
     retry_reasons: list[str],
-    backoff_s: float,
+    retry_waits_s: list[float],
+    failed_attempts_s: list[float],
     keep_text: bool,
 ) -> Record:
     """Everything but the grade, which the runner adds once the answer text is known."""
@@ -77,7 +78,9 @@ def build_record(
         http_status=attempt.http_status,
         attempts=attempts,
         retry_reasons=retry_reasons,
-        backoff_s=backoff_s,
+        retry_waits_s=retry_waits_s,
+        failed_attempts_s=failed_attempts_s,
+        backoff_s=sum(retry_waits_s),
         started_at=attempt.started_at,
         first_send_ns=first_send_ns - origin_ns,
         send_ns=attempt.send_ns - origin_ns,

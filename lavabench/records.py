@@ -67,6 +67,12 @@ class Record:
         "Error kind and HTTP status of each failed earlier attempt, e.g. `rate_limited:429`.",
     )
     backoff_s: float = _col("float64", "Total time slept between attempts.", 0.0)
+    retry_waits_s: list[float] = _list_col(
+        "list<float64>", "Each wait before a retry (>= the server's Retry-After, capped)."
+    )
+    failed_attempts_s: list[float] = _list_col(
+        "list<float64>", "Duration of each failed earlier attempt, send to failure."
+    )
 
     # --- raw clock ----------------------------------------------------------------------
     started_at: datetime | None = _col(
@@ -200,7 +206,8 @@ def records_markdown() -> str:
         "## Version history",
         "",
         "- 1: first version.",
-        "- 2: `grade_error` (grading failures keep the response), `response_cached`.",
+        "- 2: `grade_error` (grading failures keep the response), `response_cached`,",
+        "  `retry_waits_s`, `failed_attempts_s` (every attempt's outcome is kept).",
         "",
     ]
     return "\n".join(lines)

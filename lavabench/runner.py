@@ -150,7 +150,8 @@ class Runner:
     async def _run_job(self, job: Job) -> None:
         request = self._make_request(job)
         retry_reasons: list[str] = []
-        backoff_s = 0.0
+        retry_waits_s: list[float] = []
+        failed_attempts_s: list[float] = []
         first_send_ns: int | None = None
         attempt_no = 0
         while True:
@@ -169,7 +170,8 @@ class Runner:
                     self.outcome.fatal = self.outcome.fatal or error
                 break
             retry_reasons.append(f"{error.kind}:{attempt.http_status or '-'}")
-            backoff_s += decision.delay_s
+            failed_attempts_s.append((attempt.end_ns - attempt.send_ns) / 1e9)
+            retry_waits_s.append(decision.delay_s)
             await self._sleep(decision.delay_s)
             async with self._rate:
                 pass
@@ -184,7 +186,8 @@ class Runner:
             attempts=attempt_no,
             first_send_ns=first_send_ns,
             retry_reasons=retry_reasons,
-            backoff_s=backoff_s,
+            retry_waits_s=retry_waits_s,
+            failed_attempts_s=failed_attempts_s,
             keep_text=self._s.keep_text,
         )
         if record.status == "ok" and self._grade is not None and attempt.result is not None:

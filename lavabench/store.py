@@ -44,6 +44,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "timestamp_us_utc": pa.timestamp("us", tz="UTC"),
     "list<string>": pa.list_(pa.string()),
     "list<int64>": pa.list_(pa.int64()),
+    "list<float64>": pa.list_(pa.float64()),
 }
 
 

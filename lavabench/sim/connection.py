@@ -168,7 +168,8 @@ class Connection(asyncio.Protocol):
             if record["status"] == 200:
                 record["sent_ttft_s"] = round(time.monotonic() - req.received_at, 6)
             self._log.write(record)
-        transport.write(resp.head)
+        if resp.head:
+            transport.write(resp.head)
         self._after_last_write(resp)
 
     def _tick(self) -> None:
@@ -204,6 +205,10 @@ class Connection(asyncio.Protocol):
             self._start(self._queue.popleft())
 
     def _after_last_write(self, resp: Response) -> None:
+        if resp.abort_after and self._transport is not None:
+            self._transport.abort()  # an injected fault: reset, no orderly close
+            self._closed = True
+            return
         if (not resp.keep_alive or self._close_after) and self._transport is not None:
             self._transport.close()
             self._closed = True

@@ -14,6 +14,7 @@ a cut stream) decides there, with the plan in hand, and nothing upstream changes
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,13 @@ from lavabench.sim import wire
 from lavabench.sim.answers import AnswerKey
 from lavabench.sim.completion import Completion, ModelEntry, Planner, model_table
 from lavabench.sim.eventlog import EventLog, completion_record, error_record
+from lavabench.sim.faults import (
+    ERROR_EVENT,
+    HTTP_FAULTS,
+    MALFORMED_EVENT,
+    FaultPicker,
+    retry_after_header,
+)
 from lavabench.sim.gateway import (
     CredentialCheck,
     Rejection,
@@ -83,7 +91,7 @@ class Response:
     `record` goes to the event log once the last byte is written.
     """
 
-    __slots__ = ("head", "keep_alive", "parts", "record")
+    __slots__ = ("abort_after", "head", "keep_alive", "parts", "record")
 
     def __init__(
         self,
@@ -91,11 +99,13 @@ class Response:
         parts: list[tuple[float, bytes]] | None,
         record: dict[str, Any] | None,
         keep_alive: bool,
+        abort_after: bool = False,
     ) -> None:
         self.head = head
         self.parts = parts
         self.record = record
         self.keep_alive = keep_alive
+        self.abort_after = abort_after  # reset the connection after the last byte (faults)
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,8 @@ class Handler:
         self._zero = app.settings.zero_delays
         self._ids = RequestIds()
         self._log = log
+        self._fault_settings = app.settings.faults
+        self._faults = FaultPicker(app.settings.faults)
 
     def handle(self, req: Request) -> Response:
         """Route one request."""
@@ -200,6 +212,9 @@ class Handler:
         self, req: Request, c: Completion, extra: bytes, path: str, lava_id: str | None
     ) -> Response:
         """The planned completion as bytes and write times (see the module docstring)."""
+        fault = self._faults.pick(req.body, c.model.name)
+        if fault is not None:
+            return self._render_fault(req, c, fault, extra, path, lava_id)
         record = completion_record(c, path, lava_id) if self._log.enabled else None
         keep_alive = req.keep_alive
         if not c.stream:
@@ -224,6 +239,88 @@ class Handler:
         last_due, last = parts[-1]
         parts[-1] = (last_due, last + chunk(closing) + wire.LAST_CHUNK)
         return Response(headers + chunk(role), parts, record, keep_alive)
+
+    def _render_fault(
+        self, req: Request, c: Completion, fault: str, extra: bytes, path: str, lava_id: str | None
+    ) -> Response:
+        """A planned completion bent by one fault (faults.py lists them)."""
+        s = self._fault_settings
+        if fault in HTTP_FAULTS:
+            status, body, headers = self._fault_error(req, c, fault, extra)
+            resp = self._error(req, status, body, headers, path, lava_id, c.completion_id)
+            if resp.record is not None:
+                resp.record["fault"] = fault
+            return resp
+        record = completion_record(c, path, lava_id) if self._log.enabled else None
+        if record is not None:
+            record["fault"] = fault
+        keep_alive = req.keep_alive
+        start = req.received_at + (0.0 if self._zero else c.ttft_s)
+        if fault == "slow_first_token":
+            start += s.slow_first_token_s
+        if fault == "reset_before_headers":
+            if record is not None:
+                record["status"] = None
+            return Response(b"", None, record, False, abort_after=True)
+        if not c.stream:
+            body = wire.completion_body(c)
+            headers = wire.completion_headers(c) + extra
+            if fault == "malformed_json":
+                body = body[: len(body) // 2]
+                data = wire.full_response(200, wire.JSON_TYPE, body, headers, keep_alive)
+            elif fault == "error_mid_stream":
+                error = wire.fireworks_error("internal error", c.completion_id, "server_error")
+                data = wire.full_response(200, wire.JSON_TYPE, error, headers, keep_alive)
+            else:
+                data = wire.full_response(200, wire.JSON_TYPE, body, headers, keep_alive)
+            due = start + (0.0 if self._zero else math.fsum(c.itl_s))
+            if fault == "stall":
+                due += s.stall_s
+            if fault in ("disconnect_mid_stream", "no_done"):
+                return Response(
+                    b"", [(due, data[: len(data) - len(body) // 2])], record, False, True
+                )
+            return Response(b"", [(due, data)], record, keep_alive)
+        role, events, closing = wire.stream_events(c)
+        half = max(1, len(events) // 2)
+        gaps = [0.0] * len(events) if self._zero else [0.0, *c.itl_s]
+        dues, due = [], start
+        for i, gap in enumerate(gaps):
+            due += gap + (s.stall_s if fault == "stall" and i == half else 0.0)
+            dues.append(due)
+        chunk = wire.http_chunk
+        abort = False
+        if fault == "disconnect_mid_stream":
+            events, dues, closing, abort = events[:half], dues[:half], b"", True
+        elif fault == "error_mid_stream":
+            events, dues, closing = events[:half], dues[:half], ERROR_EVENT
+        elif fault == "malformed_json":
+            events = [*events[:half], MALFORMED_EVENT, *events[half + 1 :]]
+        elif fault == "no_done":
+            closing = closing.removesuffix(wire.DONE_EVENT)
+        parts = [(d, chunk(e)) for d, e in zip(dues, events, strict=True)]
+        tail = (chunk(closing) if closing else b"") + (b"" if abort else wire.LAST_CHUNK)
+        parts[-1] = (parts[-1][0], parts[-1][1] + tail)
+        head = wire.stream_headers(c, extra, keep_alive and not abort) + chunk(role)
+        return Response(head, parts, record, keep_alive and not abort, abort_after=abort)
+
+    def _fault_error(
+        self, req: Request, c: Completion, fault: str, extra: bytes
+    ) -> tuple[int, bytes, bytes]:
+        """(status, body, extra headers) of an HTTP-level fault."""
+        s = self._fault_settings
+        if fault in ("rate_limit", "rate_limit_http_date"):
+            body = b'{"error":"Too Many Requests","message":"You have exceeded your usage limits."}'
+            return 429, body, extra + retry_after_header(fault, s.retry_after_s)
+        if fault == "server_error":
+            status = self._faults.server_error_status(req.body)
+            body = wire.fireworks_error("Service overloaded", c.completion_id, "server_error")
+            retry = retry_after_header("rate_limit", s.retry_after_s) if status == 503 else b""
+            return status, body, extra + retry
+        if fault == "insufficient_balance":
+            message = "Insufficient balance: add funds to your wallet"
+            return 402, wire.lava_error(402, "insufficient_balance", message), extra
+        return 401, wire.lava_error(401, "unauthorized", "Invalid credential"), extra
 
 
 def _model_of(body: bytes) -> str | None:

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from lavabench.sim.faults import FaultSettings, fault_settings_from_mapping
+
 USAGE_STYLES = ("finish_chunk", "include_usage_only")
 REASONING_STYLES = ("none", "field", "think_tags")
 
@@ -48,6 +50,7 @@ class SimSettings:
     require_secret_key: str | None = None
     log_path: str | None = None
     models: dict[str, ModelProfile] = field(default_factory=dict)
+    faults: FaultSettings = field(default_factory=FaultSettings)
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any]) -> SimSettings:
@@ -94,6 +97,8 @@ def from_mapping(d: Mapping[str, Any]) -> SimSettings:
         values["log_path"] = _opt_str(d["log_path"], "sim.log_path")
     if "models" in d:
         values["models"] = _profiles(d["models"])
+    if "faults" in d:
+        values["faults"] = fault_settings_from_mapping(d["faults"])
     return replace(base, **values)
 
 

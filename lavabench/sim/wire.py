@@ -16,9 +16,15 @@ _REASONS = {
     200: b"OK",
     400: b"Bad Request",
     401: b"Unauthorized",
+    402: b"Payment Required",
     404: b"Not Found",
     405: b"Method Not Allowed",
     413: b"Payload Too Large",
+    429: b"Too Many Requests",
+    500: b"Internal Server Error",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
 }
 STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, text) for code, text in _REASONS.items()}
 JSON_TYPE = b"application/json"
