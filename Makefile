@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 # Several catalog models x the demo dataset against the built-in simulator.
 demo: setup
 	$(BIN)/lavabench run
+	$(BIN)/lavabench report --latest
 
 test: setup
 	$(BIN)/python -m pytest -q -m "not slow"
