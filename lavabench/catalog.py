@@ -7,6 +7,7 @@ pico-USD per token. Floats appear only for display.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -67,8 +68,12 @@ class Catalog:
             raise ConfigError("model: the selection is empty; give a name, a list, or 'all'")
         unknown = [n for n in names if n not in self.models]
         if unknown:
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, list(self.models), n=3, cutoff=0.5)
+                hints.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
             raise ConfigError(
-                f"model: unknown model(s) {unknown}; known: {', '.join(self.models)} "
+                f"model: unknown model {'; '.join(hints)}. Known: {', '.join(self.models)} "
                 "(or model=all). Add new models under conf/catalog/."
             )
         if len(set(names)) != len(names):

@@ -1,24 +1,18 @@
 """Command line: `lavabench run|sim|summary|models`. The only module that wires parts together.
 
-`run` is a Hydra app (overrides, `-m` sweeps); `sim` composes the same config with Hydra's
-compose API (no output directory for a server). Every LavabenchError becomes exit code 2
-with its message; a run stopped by an auth or billing error keeps what it recorded and exits
-3; an interrupted run (Ctrl-C) keeps what finished and exits 130.
+`run` is a Hydra app (overrides, `-m` sweeps) whose work is in run_command.py; `sim`
+composes the same config with Hydra's compose API (no output directory for a server). Every
+LavabenchError becomes exit code 2 with its message; a run stopped by an auth or billing
+error (or the budget) keeps what it recorded and exits 3; an interrupted run (Ctrl-C,
+SIGTERM) keeps what finished and exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
-import logging
 import os
 import sys
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -26,28 +20,13 @@ from omegaconf import DictConfig
 
 from lavabench import __version__
 from lavabench.analysis import per_model_summary
-from lavabench.catalog import Catalog, Model, catalog_from_mapping
-from lavabench.client import HttpClient, WireRequest
-from lavabench.config import CONF_DIR, LavabenchConf, load_config, plain, register_schemas
-from lavabench.datasets import DatasetSpec, Prompt, dataset_sha256, load_prompts
-from lavabench.display import RunProgress, print_summary
-from lavabench.endpoints import Endpoint, resolve_endpoint
-from lavabench.errors import ConfigError, LavabenchError
-from lavabench.grading import Grade, check_grader
-from lavabench.pacing import rate_cap
-from lavabench.plan import Job, plan_jobs
-from lavabench.records import SCHEMA_VERSION, Record
-from lavabench.redaction import redact_mapping, redact_text
-from lavabench.runner import Runner, RunOutcome, RunSettings
-from lavabench.store import RecordWriter, read_records, write_run_json
-from lavabench.wire import chat_body
+from lavabench.catalog import catalog_from_mapping
+from lavabench.config import CONF_DIR, plain, register_schemas
+from lavabench.display import print_summary
+from lavabench.errors import ConfigError, LavabenchError, StoreError
+from lavabench.run_command import EXIT_ERROR, catalog_for_sim, resolve_data_path, run_benchmark
+from lavabench.store import read_records
 
-log = logging.getLogger("lavabench")
-
-EXIT_ERROR = 2
-EXIT_STOPPED = 3
-EXIT_INTERRUPTED = 130
-PROJECT_DIR = CONF_DIR.parent
 USAGE = """usage: lavabench COMMAND [ARGS]
 
 commands:
@@ -56,6 +35,12 @@ commands:
   sim [OVERRIDES]      run the simulator alone (sim.* overrides; --port N, --host H)
   summary RUN_DIR      print the per-model table of a finished (or crashed) run
   models [OVERRIDES]   list the catalog with prices
+  report RUN_DIR [RUN_DIR ...] | --latest
+                       figures, index.html, summary.md/json in <first RUN_DIR>/report/
+  pick RUN_DIR --min-quality Q [--dataset D] [--max-p90-ttft S] [--max-p90-e2e S]
+                       cheapest model that is good enough; exit 0 found, 1 none qualifies
+  data pull NAME       fetch built-in dataset NAME (conf/dataset/NAME.yaml) into the cache
+                       ($LAVABENCH_DATA_CACHE; copied from $LAVABENCH_DATA_MIRROR if set)
 """
 
 _exit_code = 0
@@ -70,7 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lavabench {__version__}")
         return 0
     command, rest = args[0], args[1:]
-    commands = {"run": _cmd_run, "sim": _cmd_sim, "summary": _cmd_summary, "models": _cmd_models}
+    commands = {
+        "run": _cmd_run,
+        "sim": _cmd_sim,
+        "summary": _cmd_summary,
+        "models": _cmd_models,
+        "report": _cmd_report,
+        "pick": _cmd_pick,
+        "data": _cmd_data,
+    }
     if command not in commands:
         print(f"lavabench: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return EXIT_ERROR
@@ -87,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 def _cmd_run(overrides: list[str]) -> int:
     global _exit_code
     _exit_code = 0
+    if "--dry-run" in overrides:
+        overrides = [o for o in overrides if o != "--dry-run"] + ["runner.dry_run=true"]
+    if not {"-m", "--multirun"} & set(overrides):
+        _precheck_run(overrides)
     register_schemas()
     saved_argv = sys.argv
     sys.argv = ["lavabench-run", *overrides]
@@ -108,236 +105,29 @@ def _hydra_run(cfg: DictConfig) -> None:
     _exit_code = max(_exit_code, code)
 
 
-def resolve_data_path(path: str) -> Path:
-    """Relative paths resolve against the working directory, then the project directory."""
-    candidate = Path(path)
-    if candidate.is_absolute() or candidate.exists():
-        return candidate.resolve()
-    return (PROJECT_DIR / candidate).resolve()
-
-
-def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
-    """Check everything, then run; returns the exit code. Nothing is sent before the checks."""
-    conf = load_config(cfg)
-    catalog = catalog_from_mapping(plain(cfg.catalog))
-    models = catalog.select(conf.model)
-    dataset_conf = plain(cfg.dataset)
-    if dataset_conf.get("path"):
-        dataset_conf["path"] = str(resolve_data_path(dataset_conf["path"]))
-    spec = DatasetSpec.from_mapping(dataset_conf, base_dir=PROJECT_DIR)
-    grader = check_grader(spec.grader, spec.grader_options)
-    prompts = load_prompts(spec)
-    for prompt in prompts:  # a reference the grader cannot read fails now, not after paying
-        if prompt.reference is not None:
-            grader("", prompt.reference, spec.grader_options)
-    jobs = plan_jobs(
-        models, prompts, repeats=conf.runner.repeats, warmup_per_model=conf.runner.warmup_requests
-    )
-    from hydra.types import RunMode
-
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-    run_id = f"{run_dir.parent.name}-{run_dir.name}" if multirun else run_dir.name
-    with _endpoint_for_run(conf, cfg, catalog, spec) as endpoint:
-        metadata = _run_metadata(conf, cfg, catalog, models, spec, prompts, run_id, endpoint)
-        writer = RecordWriter(
-            run_dir,
-            metadata={"run": json.dumps(metadata, sort_keys=True, default=str)},
-            flush_rows=conf.records.flush_rows,
-            flush_interval_s=conf.records.flush_interval_s,
-        )
-        write_run_json(run_dir, {**metadata, "status": "running"})
-        log.info("run %s: %d requests to %s -> %s", run_id, len(jobs), endpoint.kind, run_dir)
-        status, outcome = "failed", RunOutcome()
-        try:
-            outcome = _run_loop(conf, run_id, endpoint, jobs, writer, _grade_fn(grader, spec))
-            status = "stopped" if outcome.fatal else "completed"
-        except KeyboardInterrupt:
-            status = "interrupted"
-        finally:
-            records_path = writer.close()
-            write_run_json(
-                run_dir,
-                {
-                    **metadata,
-                    "status": status,
-                    "finished_at": datetime.now(UTC).isoformat(),
-                    "requests_planned": len(jobs),
-                    "rows_written": outcome.written,
-                    "errors": outcome.errors,
-                    "not_started": outcome.not_started,
-                    "cancelled_in_flight": outcome.cancelled_in_flight,
-                    "elapsed_s": round(outcome.elapsed_s, 3),
-                    "fatal_error": None
-                    if outcome.fatal is None
-                    else redact_text(str(outcome.fatal), _secrets(endpoint)),
-                },
-            )
-    table = read_records(run_dir)
-    sim_note = " (simulated)" if conf.endpoint.kind == "sim" else ""
-    print_summary(per_model_summary(table), title=f"lavabench run {run_id}{sim_note}")
-    print(f"records: {records_path}")
-    print(f"run:     {run_dir / 'run.json'}")
-    if status == "interrupted":
-        print("interrupted: rows that finished are saved", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if outcome.fatal is not None:
-        print(
-            f"lavabench: run stopped: {redact_text(str(outcome.fatal), _secrets(endpoint))}\n"
-            f"  {outcome.written} rows saved, {outcome.not_started} requests not sent.",
-            file=sys.stderr,
-        )
-        return EXIT_STOPPED
-    return 0
-
-
-@contextlib.contextmanager
-def _endpoint_for_run(
-    conf: LavabenchConf, cfg: DictConfig, catalog: Catalog, spec: DatasetSpec
-) -> Iterator[Endpoint]:
-    """Resolve credentials first; for endpoint=sim also start (and later stop) the simulator."""
-    settings = conf.endpoint
-    if settings.kind != "sim":
-        yield resolve_endpoint(settings, os.environ)
-        return
-    from lavabench.sim.process import running_simulator
-
-    sim_settings = plain(cfg.sim)
-    keys = [str(resolve_data_path(p)) for p in sim_settings.get("answer_keys") or []]
-    sim_settings["answer_keys"] = sorted({*keys, spec.path})
-    with running_simulator(sim_settings, _catalog_for_sim(catalog)) as sim:
-        yield resolve_endpoint(settings, os.environ, base_url=sim.base_url)
-
-
-def _catalog_for_sim(catalog: Catalog) -> dict[str, dict[str, Any]]:
-    return {m.name: {"id": m.id, "reasoning": m.reasoning} for m in catalog.models.values()}
-
-
-def _run_loop(
-    conf: LavabenchConf,
-    run_id: str,
-    endpoint: Endpoint,
-    jobs: list[Job],
-    writer: RecordWriter,
-    grade: Any,
-) -> RunOutcome:
-    settings = RunSettings(
-        run_id=run_id,
-        endpoint=endpoint.kind,
-        concurrency=conf.runner.concurrency,
-        max_tokens=conf.runner.max_tokens,
-        stream=conf.runner.stream,
-        keep_text=conf.records.response_text,
-        retry=conf.runner.retry,
-    )
-    make_request = _request_factory(conf, endpoint, run_id)
-
-    async def go() -> RunOutcome:
-        client = HttpClient(max_connections=conf.runner.concurrency, timeouts=conf.runner.timeouts)
-        try:
-            with RunProgress(len(jobs)) as progress:
-                runner = Runner(
-                    settings,
-                    client=client,
-                    make_request=make_request,
-                    sink=writer,
-                    rate=rate_cap(conf.runner.rate),
-                    grade=grade,
-                    observer=progress,
-                )
-                return await runner.run(jobs)
-        finally:
-            await client.aclose()
-
-    with asyncio.Runner(loop_factory=_loop_factory()) as loop_runner:
-        return loop_runner.run(go())
-
-
-def _loop_factory() -> Any:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        return None
-    return uvloop.new_event_loop
-
-
-def _request_factory(conf: LavabenchConf, endpoint: Endpoint, run_id: str) -> Any:
-    headers_by_model: dict[tuple[str, str], dict[str, str]] = {}
-
-    def make_request(job: Job) -> WireRequest:
-        key = (job.model.name, job.prompt.dataset)
-        headers = headers_by_model.get(key)
-        if headers is None:
-            headers = endpoint.headers_for(run_id=run_id, model=key[0], dataset=key[1])
-            headers_by_model[key] = headers
-        params = dict(conf.runner.params)
-        if conf.runner.seed is not None:
-            params["seed"] = conf.runner.seed + job.repeat
-        body = chat_body(
-            model_id=job.model.id,
-            messages=job.prompt.message_dicts(),
-            max_tokens=conf.runner.max_tokens,
-            stream=conf.runner.stream,
-            params=params,
-        )
-        return WireRequest(url=endpoint.url, headers=headers, body=body, stream=conf.runner.stream)
-
-    return make_request
-
-
-def _grade_fn(grader: Any, spec: DatasetSpec) -> Any:
-    def grade(job: Job, record: Record, answer_text: str) -> None:
-        if job.prompt.reference is None:
-            return
-        result: Grade = grader(answer_text, job.prompt.reference, spec.grader_options)
-        record.grader = spec.grader
-        record.correct = result.correct
-        record.score = result.score
-        record.extracted_answer = result.extracted
-
-    return grade
-
-
-def _secrets(endpoint: Endpoint) -> list[str]:
-    return [endpoint.credential] if endpoint.credential else []
-
-
-def _run_metadata(
-    conf: LavabenchConf,
-    cfg: DictConfig,
-    catalog: Catalog,
-    models: list[Model],
-    spec: DatasetSpec,
-    prompts: list[Prompt],
-    run_id: str,
-    endpoint: Endpoint,
-) -> dict[str, Any]:
-    """What run.json and the Parquet metadata say about the run. Never holds a credential."""
-    config = plain(cfg)
-    config.pop("hydra", None)
-    return redact_mapping(
-        {
-            "run_id": run_id,
-            "lavabench_version": __version__,
-            "schema_version": SCHEMA_VERSION,
-            "started_at": datetime.now(UTC).isoformat(),
-            "endpoint": {"kind": endpoint.kind, "url": endpoint.url},
-            "simulated": endpoint.kind == "sim",
-            "models": [m.name for m in models],
-            "dataset": {
-                "name": spec.name,
-                "path": spec.path,
-                "sha256": dataset_sha256(spec.path),
-                "items": len(prompts),
-            },
-            "prices": catalog.prices_table([m.name for m in models]),
-            "prices_source": catalog.prices_source,
-            "config": config,
-        },
-        _secrets(endpoint),
-    )
-
-
 # --- sim, summary, models ----------------------------------------------------------------
+
+
+def _precheck_run(overrides: list[str]) -> None:
+    """Config errors and an unwritable results directory as clear errors (exit 2), before
+    Hydra creates the run directory (its own failure there is a traceback)."""
+    cfg = _compose([o for o in overrides if not o.startswith(("hydra.", "hydra/"))])
+    results = Path(str(cfg.results_dir))
+    if cfg.resume and not (results / str(cfg.resume)).is_dir():
+        raise ConfigError(
+            f"resume={cfg.resume}: no run directory {results / str(cfg.resume)}; give the id "
+            f"of a run under {results}/"
+        )
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        probe = results / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError(
+            f"results_dir={results}: cannot write there ({exc.strerror or exc}); "
+            "set results_dir= to a writable directory"
+        ) from None
 
 
 def _compose(overrides: list[str]) -> DictConfig:
@@ -380,7 +170,7 @@ def _cmd_sim(args: list[str]) -> int:
             flush=True,
         )
 
-    serve(settings, _catalog_for_sim(catalog), host=opts.host, port=opts.port, on_ready=ready)
+    serve(settings, catalog_for_sim(catalog), host=opts.host, port=opts.port, on_ready=ready)
     return 0
 
 
@@ -402,6 +192,105 @@ def _cmd_models(overrides: list[str]) -> int:
             f"{name:28s} in {m.price.input!s:>6} out {m.price.output!s:>6} cached {cached:>6}"
             f"  ctx {m.context_length:>8}  {flags}"
         )
+    return 0
+
+
+# --- report, pick --------------------------------------------------------------------------
+
+
+def _latest_run_dir(results: Path) -> Path:
+    """The newest run directory under results/ that has records (final file or parts)."""
+    runs = [
+        d
+        for d in results.iterdir()
+        if d.is_dir() and ((d / "records.parquet").exists() or (d / "records.parts").is_dir())
+    ] if results.is_dir() else []  # fmt: skip
+    if not runs:
+        raise ConfigError(f"no run with records under {results}")
+
+    # The records' own mtime: writing report/ into a run directory must not make it "newest".
+    def written(d: Path) -> float:
+        records = d / "records.parquet"
+        return (records if records.exists() else d / "records.parts").stat().st_mtime
+
+    return max(runs, key=lambda d: (written(d), d.name))
+
+
+def _cmd_report(args: list[str]) -> int:
+    from lavabench.analysis import read_runs
+    from lavabench.report import write_report
+
+    parser = argparse.ArgumentParser(prog="lavabench report")
+    parser.add_argument("run_dirs", type=Path, nargs="*")
+    parser.add_argument("--latest", action="store_true", help="newest run under --results")
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--min-quality", type=float, default=0.85)
+    parser.add_argument("--max-p90-ttft", type=float, default=None)
+    parser.add_argument("--max-p90-e2e", type=float, default=None)
+    opts = parser.parse_args(args)
+    run_dirs = list(opts.run_dirs) or ([_latest_run_dir(opts.results)] if opts.latest else [])
+    if not run_dirs:
+        parser.error("give RUN_DIR ... or --latest")
+    page = write_report(
+        read_runs(run_dirs),
+        run_dirs[0] / "report",
+        run_dirs=run_dirs,
+        min_quality=opts.min_quality,
+        max_p90_ttft_s=opts.max_p90_ttft,
+        max_p90_e2e_s=opts.max_p90_e2e,
+    )
+    print(page)
+    return 0
+
+
+def _cmd_pick(args: list[str]) -> int:
+    from lavabench.analysis import cost_table, prepare, read_runs
+    from lavabench.pick import format_pick, pick_model
+
+    parser = argparse.ArgumentParser(prog="lavabench pick")
+    parser.add_argument("run_dirs", type=Path, nargs="+")
+    parser.add_argument("--min-quality", type=float, required=True)
+    parser.add_argument("--dataset", default=None)
+    parser.add_argument("--max-p90-ttft", type=float, default=None, help="seconds")
+    parser.add_argument("--max-p90-e2e", type=float, default=None, help="seconds")
+    opts = parser.parse_args(args)
+    prepared = prepare(read_runs(opts.run_dirs).rows)
+    if opts.dataset is not None:
+        prepared = prepared[prepared["dataset"] == opts.dataset]
+    result = pick_model(
+        prepared,
+        cost_table(prepared),
+        min_quality=opts.min_quality,
+        max_p90_ttft_s=opts.max_p90_ttft,
+        max_p90_e2e_s=opts.max_p90_e2e,
+        dataset=opts.dataset,
+    )
+    print(format_pick(result))
+    return 0 if result.pick is not None else 1
+
+
+def _cmd_data(args: list[str]) -> int:
+    """`data pull NAME [--cache-dir DIR]`: download and verify a built-in dataset."""
+    from omegaconf import OmegaConf
+
+    from lavabench.dataset_pull import pull
+
+    parser = argparse.ArgumentParser(prog="lavabench data")
+    parser.add_argument("action", choices=["pull"])
+    parser.add_argument("name")
+    parser.add_argument("--cache-dir", default=None)
+    opts = parser.parse_args(args)
+    spec_file = CONF_DIR / "dataset" / f"{opts.name}.yaml"
+    if not spec_file.is_file():
+        known = sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml"))
+        print(f"lavabench: unknown dataset {opts.name!r}; known: {known}", file=sys.stderr)
+        return EXIT_ERROR
+    source = OmegaConf.to_container(OmegaConf.load(spec_file)).get("source")  # type: ignore[union-attr]
+    if not source:
+        print(f"lavabench: dataset {opts.name!r} has no source to pull", file=sys.stderr)
+        return EXIT_ERROR
+    for path in pull(source, cache_dir=opts.cache_dir):
+        print(path)
     return 0
 
 

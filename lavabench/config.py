@@ -30,6 +30,9 @@ class RunnerConf:
     rate: float | None = None  # requests/s cap; null = only the concurrency cap
     repeats: int = 1
     warmup_requests: int = 0  # per model, flagged and excluded from statistics
+    dry_run: bool = False  # print the plan and cost bounds, send nothing
+    budget_usd: float | None = None  # refuse / stop issuing beyond this spend
+    circuit_breaker_failures: int = 5  # pause a model after N consecutive failures; 0 = off
     max_tokens: int = 512  # always sent: Fireworks would default to 2048
     stream: bool = True
     seed: int | None = 0  # sent as `seed` (+ repeat index); null = not sent
@@ -44,6 +47,8 @@ class RunnerConf:
             (self.repeats >= 1, "runner.repeats must be >= 1"),
             (self.warmup_requests >= 0, "runner.warmup_requests must be >= 0"),
             (self.max_tokens >= 1, "runner.max_tokens must be >= 1"),
+            (self.budget_usd is None or self.budget_usd > 0, "runner.budget_usd must be > 0"),
+            (self.circuit_breaker_failures >= 0, "runner.circuit_breaker_failures must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -61,11 +66,22 @@ class RunnerConf:
 class RecordsConf:
     response_text: bool = True  # store the answer text in each row
     flush_rows: int = 500
-    flush_interval_s: float = 2.0
+    flush_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.flush_rows < 1 or self.flush_interval_s <= 0:
             raise ConfigError("records.flush_rows must be >= 1 and flush_interval_s > 0")
+
+
+@dataclass
+class CacheConf:
+    """Response cache for quality evaluation: identical requests reuse a stored answer.
+
+    Never for latency benchmarks: cached rows carry no timing or cost and are marked.
+    """
+
+    enabled: bool = False
+    path: str = "results/.cache/responses.sqlite"
 
 
 @dataclass
@@ -91,6 +107,7 @@ class CatalogConf:
 class LavabenchConf:
     model: Any = MISSING  # one name, a list of names, or "all"
     run_id: str = MISSING
+    resume: str | None = None  # RUN_ID: finish that run (only items without an ok row)
     results_dir: str = "results"
     catalog: CatalogConf = field(default_factory=CatalogConf)
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
@@ -98,11 +115,16 @@ class LavabenchConf:
     sim: dict[str, Any] = field(default_factory=dict)
     runner: RunnerConf = field(default_factory=RunnerConf)
     records: RecordsConf = field(default_factory=RecordsConf)
+    cache: CacheConf = field(default_factory=CacheConf)
 
 
 def register_schemas() -> None:
-    """Make `lavabench_schema` available to conf/config.yaml's defaults list."""
+    """Make `lavabench_schema` and our resolvers available to conf/config.yaml."""
     ConfigStore.instance().store(name="lavabench_schema", node=LavabenchConf)
+    # `${lb_or:a,b}`: a unless it is null (oc.select returns a null value as is)
+    OmegaConf.register_new_resolver(
+        "lb_or", lambda value, default: default if value is None else value, replace=True
+    )
 
 
 def load_config(cfg: DictConfig) -> LavabenchConf:

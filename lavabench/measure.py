@@ -13,6 +13,7 @@ from lavabench.catalog import cost_pico_usd
 from lavabench.client import Attempt
 from lavabench.plan import Job
 from lavabench.records import Record
+from lavabench.wire import StreamResult
 
 NS_PER_S = 1_000_000_000
 
@@ -171,3 +172,54 @@ def _apply_server_timings(
     if ttft is not None or processing is not None:
         rec.server_ttft_s, rec.server_processing_s = ttft, processing
         rec.server_timing_source = "header"
+
+
+def cache_entry(result: StreamResult) -> dict[str, Any]:
+    """What the response cache keeps of a successful answer (no timings: they were not
+    measured when the answer is reused)."""
+    return {
+        "answer_text": result.answer_text,
+        "usage": result.usage,
+        "finish_reason": result.finish_reason,
+        "response_id": result.response_id,
+        "content_chunks": result.content_chunks,
+        "reasoning_chunks": result.reasoning_chunks,
+    }
+
+
+def record_from_cache(
+    job: Job,
+    entry: dict[str, Any],
+    *,
+    run_id: str,
+    endpoint: str,
+    max_tokens: int,
+    stream: bool,
+    keep_text: bool,
+) -> Record:
+    """A row for a reused answer: marked, tokens kept, no timings and no cost (none spent)."""
+    rec = Record(
+        run_id=run_id,
+        job_id=job.job_id,
+        endpoint=endpoint,
+        model=job.model.name,
+        model_id=job.model.id,
+        dataset=job.prompt.dataset,
+        item_id=job.prompt.item_id,
+        repeat=job.repeat,
+        is_warmup=job.is_warmup,
+        prompt_sha256=job.prompt.prompt_sha256,
+        stream=stream,
+        max_tokens=max_tokens,
+        status="ok",
+        attempts=0,
+        response_cached=True,
+        response_id=entry.get("response_id"),
+        finish_reason=entry.get("finish_reason"),
+        content_chunks=int(entry.get("content_chunks") or 0),
+        reasoning_chunks=int(entry.get("reasoning_chunks") or 0),
+        response_text=entry.get("answer_text") if keep_text else None,
+    )
+    _apply_usage(rec, job, entry.get("usage"))
+    rec.cost_pico_usd = rec.cost_usd = None
+    return rec

@@ -14,15 +14,16 @@ import asyncio
 import gc
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from lavabench.client import Attempt, WireRequest
 from lavabench.errors import FATAL_KINDS, GatewayError
-from lavabench.measure import build_record
+from lavabench.measure import build_record, cache_entry, record_from_cache
 from lavabench.pacing import NoCap, RateCap
 from lavabench.plan import Job
 from lavabench.records import Record
+from lavabench.redaction import redact_text
 from lavabench.retry import RetryPolicy, decide
 
 
@@ -36,6 +37,22 @@ class Sink(Protocol):
 
 class Observer(Protocol):
     def on_record(self, record: Record) -> None: ...
+
+
+class Budget(Protocol):
+    """Spending guard: room is reserved for a job's worst case before it is sent."""
+
+    def reserve(self, job: Job) -> bool: ...
+
+    def settle(self, job: Job, record: Record) -> None: ...
+
+
+class ResponseCache(Protocol):
+    """Stored answers for identical requests (quality runs only)."""
+
+    def get(self, request: WireRequest) -> dict[str, Any] | None: ...
+
+    def put(self, request: WireRequest, entry: dict[str, Any]) -> None: ...
 
 
 RequestFactory = Callable[[Job], WireRequest]
@@ -52,16 +69,31 @@ class RunSettings:
     stream: bool
     keep_text: bool
     retry: RetryPolicy
+    circuit_breaker_failures: int = 0  # 0 = off
+    secrets: tuple[str, ...] = ()  # redacted from every message we record; never stored
 
 
 @dataclass
 class RunOutcome:
     written: int = 0
     errors: int = 0
+    cached: int = 0
     not_started: int = 0
     cancelled_in_flight: int = 0
     elapsed_s: float = 0.0
     fatal: GatewayError | None = None
+    interrupted: bool = False
+    budget_reached: bool = False
+    circuit_open: dict[str, str] = field(default_factory=dict)  # model -> why
+    skipped: dict[str, int] = field(default_factory=dict)  # model -> jobs not sent
+
+    @property
+    def stop_reason(self) -> str | None:
+        if self.interrupted:
+            return "interrupted"
+        if self.fatal is not None:
+            return f"{self.fatal.kind}: {self.fatal.message}"
+        return "budget reached" if self.budget_reached else None
 
 
 class Runner:
@@ -75,6 +107,8 @@ class Runner:
         rate: RateCap | NoCap,
         grade: Grader | None = None,
         observer: Observer | None = None,
+        budget: Budget | None = None,
+        cache: ResponseCache | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if settings.concurrency < 1:
@@ -86,7 +120,10 @@ class Runner:
         self._rate = rate
         self._grade = grade
         self._observer = observer
+        self._budget = budget
+        self._cache = cache
         self._sleep = sleep
+        self._failures_in_a_row: dict[str, int] = {}
         self._stop = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._crash: BaseException | None = None
@@ -107,12 +144,28 @@ class Runner:
         try:
             for job in pending:
                 await slots.acquire()
-                if not self._stop.is_set():
-                    async with self._rate:
-                        pass
                 if self._stop.is_set():
                     break
-                task = asyncio.create_task(self._run_job(job))
+                if job.model.name in self.outcome.circuit_open:
+                    self.outcome.skipped[job.model.name] = (
+                        self.outcome.skipped.get(job.model.name, 0) + 1
+                    )
+                    issued += 1
+                    slots.release()
+                    continue
+                request = self._make_request(job)
+                if self._cache is not None and self._answer_from_cache(job, request):
+                    issued += 1
+                    slots.release()
+                    continue
+                if self._budget is not None and not await self._reserve(job):
+                    self.outcome.budget_reached = True
+                    break
+                async with self._rate:
+                    pass
+                if self._stop.is_set():
+                    break
+                task = asyncio.create_task(self._run_job(job, request))
                 issued += 1
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
@@ -131,6 +184,38 @@ class Runner:
         self.outcome.elapsed_s = time.perf_counter() - start
         return self.outcome
 
+    def interrupt(self) -> None:
+        """SIGINT/SIGTERM: send nothing new, cancel what is in flight; finished rows stay."""
+        self.outcome.interrupted = True
+        self._stop.set()
+        self._cancel_in_flight()
+
+    async def _reserve(self, job: Job) -> bool:
+        """Room in the budget for this job's worst case, waiting for in-flight jobs to settle."""
+        assert self._budget is not None
+        while not self._budget.reserve(job):
+            if not self._in_flight:
+                return False
+            await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
+            if self._stop.is_set():
+                return False
+        return True
+
+    def _answer_from_cache(self, job: Job, request: WireRequest) -> bool:
+        assert self._cache is not None
+        entry = self._cache.get(request)
+        if entry is None:
+            return False
+        record = record_from_cache(
+            job, entry, run_id=self._s.run_id, endpoint=self._s.endpoint,
+            max_tokens=self._s.max_tokens, stream=self._s.stream, keep_text=self._s.keep_text,
+        )  # fmt: skip
+        if self._grade is not None:
+            self._grade(job, record, entry.get("answer_text") or "")
+        self.outcome.cached += 1
+        self._finish(job, record, None)
+        return True
+
     def _note_crash(self, task: asyncio.Task[None]) -> None:
         """An exception escaping a job is a bug in lavabench: stop everything and re-raise."""
         if task.cancelled() or task.exception() is None:
@@ -147,8 +232,7 @@ class Runner:
                 task.cancel()
                 self.outcome.cancelled_in_flight += 1
 
-    async def _run_job(self, job: Job) -> None:
-        request = self._make_request(job)
+    async def _run_job(self, job: Job, request: WireRequest) -> None:
         retry_reasons: list[str] = []
         retry_waits_s: list[float] = []
         failed_attempts_s: list[float] = []
@@ -190,8 +274,19 @@ class Runner:
             failed_attempts_s=failed_attempts_s,
             keep_text=self._s.keep_text,
         )
-        if record.status == "ok" and self._grade is not None and attempt.result is not None:
-            self._grade(job, record, attempt.result.answer_text)
+        if record.error_message and self._s.secrets:
+            record.error_message = redact_text(record.error_message, self._s.secrets)
+        if record.status == "ok" and attempt.result is not None:
+            if self._grade is not None:
+                self._grade(job, record, attempt.result.answer_text)
+            if self._cache is not None:
+                self._cache.put(request, cache_entry(attempt.result))
+        if self._budget is not None:
+            self._budget.settle(job, record)
+        self._finish(job, record, error)
+
+    def _finish(self, job: Job, record: Record, error: GatewayError | None) -> None:
+        """Write the row, count it, trip the model's breaker or the run's stop if due."""
         self._sink.write(record)
         self.outcome.written += 1
         self.outcome.errors += record.status != "ok"
@@ -200,3 +295,13 @@ class Runner:
         if error is not None and error.kind in FATAL_KINDS:
             self._stop.set()
             self._cancel_in_flight()
+            return
+        model = job.model.name
+        failures = 0 if record.status == "ok" else self._failures_in_a_row.get(model, 0) + 1
+        self._failures_in_a_row[model] = failures
+        limit = self._s.circuit_breaker_failures
+        if limit and failures >= limit and model not in self.outcome.circuit_open:
+            self.outcome.circuit_open[model] = (
+                f"paused after {failures} consecutive failures; last: "
+                f"{record.error_type}: {record.error_message}"
+            )

@@ -93,13 +93,18 @@ class RecordWriter:
         self._flush_interval_s = flush_interval_s
         self._buffer: list[Record] = []
         self._last_flush = time.monotonic()
-        self._part_no = len(list(self.parts_dir.glob("part-*.parquet")))
+        self._part_no = max(
+            (int(p.stem.split("-")[1]) for p in self.parts_dir.glob("part-*.parquet")), default=0
+        )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lavabench-store")
         self._pending: list[Future[None]] = []
         self._lock = threading.Lock()
         self.rows_written = 0
 
     def write(self, record: Record) -> None:
+        """Buffer one row; raise StoreError at once if an earlier flush failed (disk full)."""
+        if self._pending and self._pending[0].done():
+            self._raise_failed()
         self._buffer.append(record)
         if (
             len(self._buffer) >= self._flush_rows
@@ -123,12 +128,21 @@ class RecordWriter:
         with self._lock:
             self.rows_written += len(batch)
 
+    def _raise_failed(self) -> None:
+        for future in [f for f in self._pending if f.done()]:
+            exc = future.exception()
+            if exc is not None:
+                raise StoreError(
+                    f"writing records under {self.parts_dir} failed: {exc}. Rows already "
+                    "written are kept; free space or fix permissions, then resume the run."
+                ) from exc
+            self._pending.remove(future)
+
     def wait(self) -> None:
         """Block until every handed-off part is on disk; re-raise a write failure."""
         for future in self._pending:
-            exc = future.exception()
-            if exc is not None:
-                raise StoreError(f"writing records under {self.parts_dir} failed: {exc}") from exc
+            future.exception()  # waits
+        self._raise_failed()
         self._pending.clear()
 
     def close(self, *, finalize: bool = True) -> Path | None:
@@ -151,7 +165,9 @@ def finalize_parts(run_dir: Path, schema: pa.Schema) -> Path:
     tables = [pq.read_table(final)] if final.exists() else []
     tables += [pq.read_table(p) for p in parts]
     table = (
-        pa.concat_tables(tables, promote_options="default").cast(schema)
+        one_row_per_job(conform(pa.concat_tables(tables, promote_options="permissive")))
+        .select(schema.names)
+        .cast(schema)
         if tables
         else schema.empty_table()
     )
@@ -177,7 +193,24 @@ def read_records(run_dir: Path | str) -> pa.Table:
             "(is this a run directory under results/?)"
         )
     tables = ([pq.read_table(final)] if final.exists() else []) + [pq.read_table(p) for p in parts]
-    return conform(pa.concat_tables(tables, promote_options="permissive"))
+    return one_row_per_job(conform(pa.concat_tables(tables, promote_options="permissive")))
+
+
+def one_row_per_job(table: pa.Table) -> pa.Table:
+    """Each work item once: its first ok row if it has one (a finished answer is never
+    replaced), else its latest row. Rows come in write order (final file, then parts).
+
+    A resumed run appends new outcomes for items that had failed; a crash in the middle of
+    `finalize_parts` can leave a row in both the final file and a part. Both resolve here.
+    """
+    if table.num_rows == 0:
+        return table
+    keys = table.select(["job_id", "status"]).to_pandas()
+    keys["row"] = range(len(keys))
+    ok = keys[keys["status"] == "ok"].drop_duplicates("job_id", keep="first")
+    rest = keys[~keys["job_id"].isin(ok["job_id"])].drop_duplicates("job_id", keep="last")
+    rows = sorted([*ok["row"], *rest["row"]])
+    return table if len(rows) == table.num_rows else table.take(rows)
 
 
 def conform(table: pa.Table) -> pa.Table:

@@ -1,0 +1,471 @@
+"""`lavabench run`: check everything, plan, (resume,) run, and finalize one benchmark run.
+
+Order matters and is the contract with the user: config, catalog, dataset, grader and
+references, credentials and budget are all checked before the first request; the records
+and run.json are written as the run goes; whatever ends the run (done, 401/402, budget,
+Ctrl-C/SIGTERM, a disk error), finished rows are kept and run.json says why it ended.
+Only `cli.py` calls this module; it is where the concrete parts are wired together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from lavabench import __version__
+from lavabench.analysis import per_model_summary
+from lavabench.cache import SqliteResponseCache
+from lavabench.catalog import Catalog, catalog_from_mapping, pico_to_usd
+from lavabench.client import HttpClient, WireRequest
+from lavabench.config import CONF_DIR, LavabenchConf, load_config, plain
+from lavabench.datasets import DatasetSpec, Prompt, dataset_sha256, load_prompts
+from lavabench.display import RunProgress, print_summary
+from lavabench.endpoints import Endpoint, resolve_endpoint
+from lavabench.errors import ConfigError, StoreError
+from lavabench.grading import Grade, check_grader
+from lavabench.pacing import rate_cap
+from lavabench.plan import Job, plan_jobs
+from lavabench.records import SCHEMA_VERSION, Record
+from lavabench.redaction import redact_mapping, redact_text
+from lavabench.runner import Runner, RunOutcome, RunSettings
+from lavabench.spend import SpendGuard, plan_costs
+from lavabench.store import RecordWriter, read_records, read_run_json, write_run_json
+from lavabench.wire import chat_body
+
+log = logging.getLogger("lavabench")
+
+EXIT_ERROR = 2
+EXIT_STOPPED = 3
+EXIT_INTERRUPTED = 130
+PROJECT_DIR = CONF_DIR.parent
+
+
+@dataclass
+class Prepared:
+    """Everything checked and planned before any request."""
+
+    conf: LavabenchConf
+    catalog: Catalog
+    spec: DatasetSpec
+    prompts: list[Prompt]
+    jobs: list[Job]
+    grade: Callable[[Job, Record, str], None]
+
+
+def resolve_data_path(path: str) -> Path:
+    """Relative paths resolve against the working directory, then the project directory."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate.resolve()
+    return (PROJECT_DIR / candidate).resolve()
+
+
+def catalog_for_sim(catalog: Catalog) -> dict[str, dict[str, Any]]:
+    return {m.name: {"id": m.id, "reasoning": m.reasoning} for m in catalog.models.values()}
+
+
+def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
+    """The whole `run` command for one Hydra job; returns the exit code."""
+    p = prepare(cfg)
+    run_id = _run_id(run_dir)
+    previous: dict[str, Any] | None = None
+    if p.conf.resume:
+        previous, p.jobs = _resume(run_dir, p)
+    if p.conf.runner.dry_run:
+        _print_plan(p, run_id)
+        return 0
+    guard = _budget_guard(p)
+    with _endpoint_for_run(p.conf, cfg, p.catalog, p.spec) as endpoint:
+        secrets = [endpoint.credential] if endpoint.credential else []
+        _redact_logs(secrets)
+        metadata = _run_metadata(p, cfg, run_id, endpoint, secrets, previous)
+        writer = RecordWriter(
+            run_dir,
+            metadata={"run": json.dumps(metadata, sort_keys=True, default=str)},
+            flush_rows=p.conf.records.flush_rows,
+            flush_interval_s=p.conf.records.flush_interval_s,
+        )
+        write_run_json(run_dir, {**metadata, "status": "running"})
+        log.info("run %s: %d requests to %s -> %s", run_id, len(p.jobs), endpoint.kind, run_dir)
+        outcome, status, store_error = RunOutcome(), "failed", None
+        try:
+            outcome = _run_loop(p, run_id, endpoint, writer, guard, secrets)
+            status = _status(outcome)
+        except StoreError as exc:
+            store_error = exc
+        finally:
+            try:
+                records_path: Path | None = writer.close()
+            except StoreError as exc:
+                store_error, records_path = store_error or exc, None
+            final = _final_info(metadata, p, outcome, status, guard, store_error, secrets)
+            with contextlib.suppress(OSError):
+                write_run_json(run_dir, final)
+    if store_error is not None:
+        print(f"lavabench: error: {store_error}", file=sys.stderr)
+        return EXIT_ERROR
+    _print_end(run_dir, run_id, records_path, p, outcome, secrets)
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_STOPPED if outcome.fatal is not None or outcome.budget_reached else 0
+
+
+def prepare(cfg: DictConfig) -> Prepared:
+    """Config, catalog, dataset, grader and every reference: all checked, nothing sent."""
+    conf = load_config(cfg)
+    catalog = catalog_from_mapping(plain(cfg.catalog))
+    models = catalog.select(conf.model)
+    dataset_conf = plain(cfg.dataset)
+    if dataset_conf.get("path"):
+        dataset_conf["path"] = str(resolve_data_path(dataset_conf["path"]))
+    spec = DatasetSpec.from_mapping(dataset_conf, base_dir=PROJECT_DIR)
+    grader = check_grader(spec.grader, spec.grader_options)
+    prompts = load_prompts(spec)
+    for prompt in prompts:  # a reference the grader cannot read fails now, not after paying
+        if prompt.reference is not None:
+            grader("", prompt.reference, spec.grader_options)
+    jobs = plan_jobs(
+        models, prompts, repeats=conf.runner.repeats, warmup_per_model=conf.runner.warmup_requests
+    )
+    return Prepared(conf, catalog, spec, prompts, jobs, _grade_fn(grader, spec))
+
+
+def _run_id(run_dir: Path) -> str:
+    from hydra.types import RunMode
+
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    return f"{run_dir.parent.name}-{run_dir.name}" if multirun else run_dir.name
+
+
+def _resume(run_dir: Path, p: Prepared) -> tuple[dict[str, Any], list[Job]]:
+    """Keep the items that already have an ok row; plan only the rest."""
+    try:
+        previous = read_run_json(run_dir)
+    except StoreError:
+        previous = {}  # killed before run.json was written: nothing to keep (cli checked the dir)
+    previous_sha = (previous.get("dataset") or {}).get("sha256")
+    if previous_sha and previous_sha != dataset_sha256(p.spec.path):
+        raise ConfigError(
+            f"resume={p.conf.resume}: the dataset changed since that run ({p.spec.path}); "
+            "resume with the same dataset, or start a new run"
+        )
+    try:
+        done = read_records(run_dir).to_pandas()
+    except StoreError:
+        return previous, p.jobs  # killed before its first flush: nothing to keep
+    ok = set(done.loc[done["status"] == "ok", "job_id"])
+    remaining = [job for job in p.jobs if job.job_id not in ok]
+    log.info("resume %s: %d items done, %d to run", p.conf.resume, len(ok), len(remaining))
+    return previous, remaining
+
+
+def _print_plan(p: Prepared, run_id: str) -> None:
+    plans = plan_costs(p.jobs, p.conf.runner.max_tokens)
+    print(f"dry run {run_id}: nothing is sent")
+    print(
+        f"{'model':28s} {'requests':>8s} {'prompt tok (est.)':>18s} {'cost USD low':>13s} {'high':>11s}"
+    )
+    for name, plan in plans.items():
+        print(
+            f"{name:28s} {plan.requests:8d} {plan.prompt_tokens:18,d} "
+            f"{pico_to_usd(plan.lower_pico):13.6f} {pico_to_usd(plan.upper_pico):11.6f}"
+        )
+    low = sum(plan.lower_pico for plan in plans.values())
+    high = sum(plan.upper_pico for plan in plans.values())
+    print(f"{'total':28s} {sum(x.requests for x in plans.values()):8d} "
+          f"{sum(x.prompt_tokens for x in plans.values()):18,d} "
+          f"{pico_to_usd(low):13.6f} {pico_to_usd(high):11.6f}")  # fmt: skip
+    print(
+        "prompt tokens: 4 per message + 1 per 4 UTF-8 bytes (estimate); low = prompt at the "
+        f"cheapest prompt price, no output; high = prompt + max_tokens={p.conf.runner.max_tokens}"
+    )
+    if p.conf.runner.budget_usd is not None:
+        print(f"budget: {p.conf.runner.budget_usd} USD")
+
+
+def _budget_guard(p: Prepared) -> SpendGuard | None:
+    """Refuse a run that cannot fit even at its lower cost bound; else guard it as it runs.
+
+    Refusing on the upper bound (every answer max_tokens long) would refuse most real runs
+    and leave the guard nothing to do; the guard is what keeps spend under the budget.
+    """
+    budget = p.conf.runner.budget_usd
+    if budget is None:
+        return None
+    budget_pico = round(budget * 10**12)
+    plans = plan_costs(p.jobs, p.conf.runner.max_tokens).values()
+    low, high = sum(x.lower_pico for x in plans), sum(x.upper_pico for x in plans)
+    if low > budget_pico:
+        raise ConfigError(
+            f"runner.budget_usd={budget}: this run costs at least {pico_to_usd(low):.6f} USD "
+            f"({len(p.jobs)} requests, prompts alone). Lower dataset.limit or the model list, "
+            "or raise the budget; `lavabench run --dry-run` prints the plan. Nothing was sent."
+        )
+    if high > budget_pico:
+        log.warning(
+            "runner.budget_usd=%s is below this run's upper bound (%.6f USD): it stops sending "
+            "when the next request could pass the budget",
+            budget,
+            pico_to_usd(high),
+        )
+    return SpendGuard(budget_pico=budget_pico, max_tokens=p.conf.runner.max_tokens)
+
+
+@contextlib.contextmanager
+def _endpoint_for_run(
+    conf: LavabenchConf, cfg: DictConfig, catalog: Catalog, spec: DatasetSpec
+) -> Iterator[Endpoint]:
+    """Resolve credentials first; for endpoint=sim also start (and later stop) the simulator."""
+    settings = conf.endpoint
+    if settings.kind != "sim":
+        yield resolve_endpoint(settings, os.environ)
+        return
+    from lavabench.sim.process import running_simulator
+
+    sim_settings = plain(cfg.sim)
+    keys = [str(resolve_data_path(p)) for p in sim_settings.get("answer_keys") or []]
+    sim_settings["answer_keys"] = sorted({*keys, spec.path})
+    with running_simulator(sim_settings, catalog_for_sim(catalog)) as sim:
+        yield resolve_endpoint(settings, os.environ, base_url=sim.base_url)
+
+
+class _RedactSecrets(logging.Filter):
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_text(record.getMessage(), self._secrets)
+        record.args = None
+        return True
+
+
+def _redact_logs(secrets: list[str]) -> None:
+    """Every handler (console, Hydra's log file) passes messages through redaction."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactSecrets(secrets))
+
+
+def _run_loop(
+    p: Prepared,
+    run_id: str,
+    endpoint: Endpoint,
+    writer: RecordWriter,
+    guard: SpendGuard | None,
+    secrets: list[str],
+) -> RunOutcome:
+    conf = p.conf
+    settings = RunSettings(
+        run_id=run_id,
+        endpoint=endpoint.kind,
+        concurrency=conf.runner.concurrency,
+        max_tokens=conf.runner.max_tokens,
+        stream=conf.runner.stream,
+        keep_text=conf.records.response_text,
+        retry=conf.runner.retry,
+        circuit_breaker_failures=conf.runner.circuit_breaker_failures,
+        secrets=tuple(secrets),
+    )
+    cache = (
+        SqliteResponseCache(resolve_data_path(conf.cache.path), namespace=endpoint.url)
+        if conf.cache.enabled
+        else None
+    )
+
+    async def go() -> RunOutcome:
+        client = HttpClient(max_connections=conf.runner.concurrency, timeouts=conf.runner.timeouts)
+        loop = asyncio.get_running_loop()
+        try:
+            with RunProgress(len(p.jobs)) as progress:
+                runner = Runner(
+                    settings,
+                    client=client,
+                    make_request=_request_factory(conf, endpoint, run_id),
+                    sink=writer,
+                    rate=rate_cap(conf.runner.rate),
+                    grade=p.grade,
+                    observer=progress,
+                    budget=guard,
+                    cache=cache,
+                )
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, runner.interrupt)
+                return await runner.run(p.jobs)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await client.aclose()
+            if cache is not None:
+                cache.close()
+
+    with asyncio.Runner(loop_factory=_loop_factory()) as loop_runner:
+        return loop_runner.run(go())
+
+
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        return None
+    return uvloop.new_event_loop
+
+
+def _request_factory(conf: LavabenchConf, endpoint: Endpoint, run_id: str) -> Any:
+    headers_by_model: dict[tuple[str, str], dict[str, str]] = {}
+
+    def make_request(job: Job) -> WireRequest:
+        key = (job.model.name, job.prompt.dataset)
+        headers = headers_by_model.get(key)
+        if headers is None:
+            headers = endpoint.headers_for(run_id=run_id, model=key[0], dataset=key[1])
+            headers_by_model[key] = headers
+        params = dict(conf.runner.params)
+        if conf.runner.seed is not None:
+            params["seed"] = conf.runner.seed + job.repeat
+        body = chat_body(
+            model_id=job.model.id,
+            messages=job.prompt.message_dicts(),
+            max_tokens=conf.runner.max_tokens,
+            stream=conf.runner.stream,
+            params=params,
+        )
+        return WireRequest(url=endpoint.url, headers=headers, body=body, stream=conf.runner.stream)
+
+    return make_request
+
+
+def _grade_fn(grader: Any, spec: DatasetSpec) -> Callable[[Job, Record, str], None]:
+    def grade(job: Job, record: Record, answer_text: str) -> None:
+        if job.prompt.reference is None:
+            return
+        record.grader = spec.grader
+        try:
+            result: Grade = grader(answer_text, job.prompt.reference, spec.grader_options)
+        except Exception as exc:  # a grader bug must not lose the response
+            record.grade_error = f"{type(exc).__name__}: {exc}"
+            return
+        record.correct = result.correct
+        record.score = result.score
+        record.extracted_answer = result.extracted
+
+    return grade
+
+
+def _status(outcome: RunOutcome) -> str:
+    if outcome.interrupted:
+        return "interrupted"
+    if outcome.fatal is not None or outcome.budget_reached:
+        return "stopped"
+    return "completed"
+
+
+def _run_metadata(
+    p: Prepared,
+    cfg: DictConfig,
+    run_id: str,
+    endpoint: Endpoint,
+    secrets: list[str],
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What run.json and the Parquet metadata say about the run. Never holds a credential."""
+    config = plain(cfg)
+    config.pop("hydra", None)
+    models = sorted({job.model.name for job in p.jobs}) or list(p.conf.model)
+    info = {
+        "run_id": run_id,
+        "lavabench_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "started_at": (previous or {}).get("started_at") or datetime.now(UTC).isoformat(),
+        "endpoint": {"kind": endpoint.kind, "url": endpoint.url},
+        "simulated": endpoint.kind == "sim",
+        "models": models,
+        "dataset": {
+            "name": p.spec.name,
+            "path": p.spec.path,
+            "sha256": dataset_sha256(p.spec.path),
+            "items": len(p.prompts),
+        },
+        "prices": p.catalog.prices_table(models),
+        "prices_source": p.catalog.prices_source,
+        "config": config,
+    }
+    if previous is not None:
+        info["resumed_at"] = [*previous.get("resumed_at", []), datetime.now(UTC).isoformat()]
+    return redact_mapping(info, secrets)
+
+
+def _final_info(
+    metadata: dict[str, Any],
+    p: Prepared,
+    outcome: RunOutcome,
+    status: str,
+    guard: SpendGuard | None,
+    store_error: StoreError | None,
+    secrets: list[str],
+) -> dict[str, Any]:
+    info = {
+        **metadata,
+        "status": "failed" if store_error is not None else status,
+        "stop_reason": redact_text(outcome.stop_reason or "", secrets) or None,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "requests_planned": len(p.jobs),
+        "rows_written": outcome.written,
+        "errors": outcome.errors,
+        "cached": outcome.cached,
+        "not_started": outcome.not_started,
+        "cancelled_in_flight": outcome.cancelled_in_flight,
+        "circuit_open": {m: redact_text(why, secrets) for m, why in outcome.circuit_open.items()},
+        "skipped_by_circuit_breaker": outcome.skipped,
+        "elapsed_s": round(outcome.elapsed_s, 3),
+        "store_error": None if store_error is None else str(store_error),
+    }
+    if guard is not None:
+        info["budget"] = {
+            "budget_usd": str(pico_to_usd(guard.budget_pico)),
+            "spent_usd": str(pico_to_usd(guard.spent_pico)),
+        }
+    return info
+
+
+def _print_end(
+    run_dir: Path,
+    run_id: str,
+    records_path: Path | None,
+    p: Prepared,
+    outcome: RunOutcome,
+    secrets: list[str],
+) -> None:
+    sim_note = " (simulated)" if p.conf.endpoint.kind == "sim" else ""
+    print_summary(
+        per_model_summary(read_records(run_dir)), title=f"lavabench run {run_id}{sim_note}"
+    )
+    print(f"records: {records_path}")
+    print(f"run:     {run_dir / 'run.json'}")
+    for model, why in outcome.circuit_open.items():
+        print(f"paused {model}: {redact_text(why, secrets)} "
+              f"({outcome.skipped.get(model, 0)} requests not sent)", file=sys.stderr)  # fmt: skip
+    if outcome.interrupted:
+        print(
+            f"interrupted: {outcome.written} finished rows saved; finish with "
+            f"`lavabench run ... resume={run_id}`",
+            file=sys.stderr,
+        )
+    elif outcome.fatal is not None or outcome.budget_reached:
+        print(
+            f"lavabench: run stopped: {redact_text(outcome.stop_reason or '', secrets)}\n"
+            f"  {outcome.written} rows saved, {outcome.not_started} requests not sent.",
+            file=sys.stderr,
+        )
