@@ -146,3 +146,22 @@ def test_rate_cap_spaces_starts() -> None:
     elapsed = asyncio.run(go())
     # 31 starts at <= 100/s need >= 0.25 s (the first window's 5 may start at once)
     assert 0.25 <= elapsed < 1.0, elapsed
+
+
+def test_a_store_failure_stops_the_run_and_is_raised() -> None:
+    from lavabench.errors import StoreError
+
+    class FullSink(ListSink):
+        def write(self, record: Record) -> None:
+            if len(self.rows) >= 3:
+                raise StoreError("disk full")
+            super().write(record)
+
+    sink = FullSink()
+    settings = RunSettings(run_id="r", endpoint="sim", concurrency=1, max_tokens=16, stream=True,
+                           keep_text=True, retry=RetryPolicy())  # fmt: skip
+    runner = Runner(settings, client=ScriptedClient({}), sink=sink, rate=NoCap(),
+                    make_request=lambda j: WireRequest(j.model.name, {}, b"", True))  # fmt: skip
+    with pytest.raises(StoreError, match="disk full"):
+        asyncio.run(runner.run(plan_jobs(MODELS, PROMPTS)))
+    assert len(sink.rows) == 3

@@ -61,3 +61,30 @@ def test_older_schema_rows_are_read_with_missing_columns_as_nulls(tmp_path: Path
 def test_docs_records_md_is_generated_from_the_schema() -> None:
     doc = Path(__file__).resolve().parent.parent / "docs" / "records.md"
     assert doc.read_text() == records_markdown(), "docs/records.md is stale: run `make docs`"
+
+
+def test_disk_full_is_a_clear_error_and_written_rows_stay(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import pytest
+
+    import lavabench.store as store
+    from lavabench.errors import StoreError
+
+    real_write = store._write_atomic
+    calls = {"n": 0}
+
+    def full_after_first(table, path):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(table, path)
+
+    monkeypatch.setattr(store, "_write_atomic", full_after_first)
+    writer = RecordWriter(tmp_path, metadata={}, flush_rows=5, flush_interval_s=3600)
+    with pytest.raises(StoreError, match="No space left on device.*resume") as err:
+        for i in range(40):
+            writer.write(_record(i))
+            writer.wait()  # deterministic: each flush is on disk (or failed) before the next row
+    assert str(tmp_path / PARTS_DIR) in str(err.value)
+    assert read_records(tmp_path).num_rows == 5  # the part written before the disk filled
