@@ -207,3 +207,43 @@ def test_log_lines_are_redacted() -> None:
     )
     assert _RedactSecrets([SECRET]).filter(record)
     assert SECRET not in record.getMessage() and "…4321" in record.getMessage()
+
+
+BAD_INPUTS = [
+    (["model=gpt-oss-21b"], "did you mean gpt-oss-20b"),
+    (["runner.concurrency=-4"], "runner.concurrency must be >= 1"),
+    (["runner.rate=0"], "runner.rate must be > 0"),
+    (["endpoint=openrouter"], "Could not find 'endpoint/openrouter'"),
+    (["dataset.path=/nonexistent/items.jsonl"], "/nonexistent/items.jsonl"),
+    (["results_dir=/proc/no-such-dir"], "results_dir=/proc/no-such-dir: cannot write"),
+    (["runner.budget_usd=0.000001"], "runner.budget_usd=1e-06: this run costs at least"),
+    (["runner.params.max_tokens=5"], "runner.params"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS)
+def test_bad_input_is_a_clear_error_with_exit_2(overrides, message, tmp_path) -> None:
+    args = ["run", *overrides]
+    if not any(o.startswith("results_dir=") for o in overrides):
+        args.append(f"results_dir={tmp_path}")
+    proc = run_cli(args)
+    assert proc.returncode == 2, (overrides, proc.returncode, proc.stderr[-500:])
+    assert message in proc.stderr, (overrides, proc.stderr[-500:])
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_dry_run_prints_the_plan_and_sends_nothing(fast_sim, tmp_path) -> None:
+    base_url, log = fast_sim
+    proc = run_cli(["run", "--dry-run", "model=[gpt-oss-20b,glm-5]", "dataset.limit=10",
+                    "endpoint=lava", f"endpoint.base_url={base_url}", f"results_dir={tmp_path}"],
+                   env={"LAVA_SECRET_KEY": SECRET})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.strip()}
+    assert (
+        lines["gpt-oss-20b"][1] == "10" and lines["glm-5"][1] == "10" and lines["total"][1] == "20"
+    )
+    low, high = float(lines["total"][3]), float(lines["total"][4])
+    assert 0 < low < high
+    assert not log.exists() or read_log(log) == []
+    assert not list(tmp_path.rglob("*.parquet"))
