@@ -1,8 +1,8 @@
 """`make bench`: every figure measured in one run on this machine -> bench/results/latest.md.
 
-Runs the simulator benchmark (wrk or aiohttp processes against the simulator, pinned cores)
-and the client benchmark (lavabench's real request path against the simulator), then writes
-one Markdown table and the raw JSON. Speed targets live here, not in timed unit tests.
+Runs the simulator benchmark (wrk or aiohttp processes against the simulator, pinned cores),
+the client benchmark (lavabench's real request path against the simulator) and the report
+over 1,000,000 synthetic records, then writes one Markdown table and the raw JSON. Speed targets live here, not in timed unit tests.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ def main() -> None:
     quick = "--quick" in sys.argv
     _run("bench_sim.py", "--duration", "5" if quick else "10")
     _run("bench_client.py", *(["--quick"] if quick else []))
+    _run("bench_report.py")
     sim = json.loads((RESULTS / "sim.json").read_text())
     client = json.loads((RESULTS / "client.json").read_text())
+    report = json.loads((RESULTS / "report.json").read_text())
 
     lines = [
         "# lavabench benchmarks",
@@ -84,10 +86,19 @@ def main() -> None:
             f"{_fmt(r['itl_err_ms_p50'])} / {_fmt(r['itl_err_ms_p99'])} / "
             f"{_fmt(r['itl_err_ms_max'])} | {r['client_cpu_share']:.2f} |"
         )
-    lines.append("")
+    lines += [
+        "",
+        "## Report (target < 30 s and < 2 GB over 1,000,000 records)",
+        "",
+        "| records | wall s | peak RSS MB | within target |",
+        "|---|---|---|---|",
+        f"| {report['rows']:,} | {report['report_wall_s']:.1f} | "
+        f"{report['report_peak_rss_mb']:.0f} | {'yes' if report['ok'] else 'NO'} |",
+        "",
+    ]
     (RESULTS / "latest.md").write_text("\n".join(lines))
     (RESULTS / "latest.json").write_text(
-        json.dumps({"simulator": sim, "client": client}, indent=2) + "\n"
+        json.dumps({"simulator": sim, "client": client, "report": report}, indent=2) + "\n"
     )
     print("\n".join(lines))
     print(f"\nwritten: {RESULTS / 'latest.md'}")
