@@ -71,7 +71,9 @@ class Catalog:
             hints = []
             for name in unknown:
                 close = difflib.get_close_matches(name, list(self.models), n=3, cutoff=0.5)
-                hints.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+                hints.append(
+                    f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else "")
+                )
             raise ConfigError(
                 f"model: unknown model {'; '.join(hints)}. Known: {', '.join(self.models)} "
                 "(or model=all). Add new models under conf/catalog/."

@@ -15,20 +15,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol, TypeVar
 
 from lavabench.errors import ConfigError, DatasetError
-
-
-@dataclass(frozen=True)
-class Grade:
-    """`correct`/`score` are None when the item has no reference (nothing to grade against)."""
-
-    correct: bool | None
-    score: float | None
-    extracted: str | None
+from lavabench.graders import choice, code, ifeval, jsonfmt, mathans, regex
+from lavabench.graders.base import Grade
+from lavabench.graders.text import final_answer_text, strip_reasoning
 
 
 class Grader(Protocol):
@@ -72,31 +65,6 @@ def check_grader(name: str, options: Mapping[str, Any]) -> Grader:
     grader = get_grader(name)
     grader("", None, options)
     return grader
-
-
-# --- reasoning ---------------------------------------------------------------------------
-
-_THINK_TAGS = r"(?:think|thinking|reasoning)"
-_THINK_BLOCK = re.compile(rf"<({_THINK_TAGS})>.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
-_THINK_CLOSE = re.compile(rf"</{_THINK_TAGS}\s*>", re.IGNORECASE)
-_THINK_OPEN = re.compile(rf"<{_THINK_TAGS}>", re.IGNORECASE)
-
-
-def strip_reasoning(text: str) -> str:
-    """Drop <think>-style reasoning so numbers the model merely considered are never graded.
-
-    A closing tag without an opening one (reasoning streamed without its opening tag) drops
-    everything before it; an opening tag that is never closed (output cut off while
-    reasoning) drops everything after it.
-    """
-    text = _THINK_BLOCK.sub(" ", text)
-    closes = list(_THINK_CLOSE.finditer(text))
-    if closes:
-        text = text[closes[-1].end() :]
-    opened = _THINK_OPEN.search(text)
-    if opened:
-        text = text[: opened.start()]
-    return text
 
 
 # --- numbers -----------------------------------------------------------------------------
@@ -293,7 +261,14 @@ def numeric(response_text: str, reference: str | None, options: Mapping[str, Any
     return Grade(correct=correct, score=1.0 if correct else 0.0, extracted=extracted)
 
 
-_EXACT_OPTIONS = {"case_insensitive": bool, "collapse_whitespace": bool}
+_EXACT_OPTIONS = {
+    "case_insensitive": bool,
+    "collapse_whitespace": bool,
+    "final_answer": bool,
+    "option_letters": bool,
+}
+_PAREN_LETTER = re.compile(r"^\([A-Z]\)$")
+_LEADING_LETTER = re.compile(r"^\(?([A-Z])\)?(?:[.:]?\s.*)?$", re.DOTALL)
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -310,12 +285,34 @@ def _normalise_exact(text: str, options: Mapping[str, Any]) -> str:
 def exact(response_text: str, reference: str | None, options: Mapping[str, Any]) -> Grade:
     """Correct when the response (reasoning dropped, stripped) equals the reference.
 
-    Options: `case_insensitive` (case-fold both sides) and `collapse_whitespace` (runs of
-    whitespace become one space); both default to false.
+    Options (all default false): `case_insensitive` (case-fold both sides),
+    `collapse_whitespace` (runs of whitespace become one space), `final_answer` (compare only
+    the text after the last "the answer is"/"Answer:", trailing period dropped; BBH's CoT
+    convention) and `option_letters` (when the reference is "(B)", a stated "B" or "B) ..."
+    counts as "(B)").
     """
     _check_options("exact", options, _EXACT_OPTIONS)
-    extracted = _normalise_exact(strip_reasoning(response_text), options)
+    if options.get("final_answer", False):
+        extracted = _normalise_exact(final_answer_text(response_text), options)
+    else:
+        extracted = _normalise_exact(strip_reasoning(response_text), options)
+    if (
+        options.get("option_letters", False)
+        and reference is not None
+        and _PAREN_LETTER.match(reference.strip())
+    ):
+        letter = _LEADING_LETTER.match(extracted.upper() if extracted else "")
+        if letter:
+            extracted = _normalise_exact(f"({letter.group(1)})", options)
     if reference is None:
         return Grade(correct=None, score=None, extracted=extracted)
     correct = extracted == _normalise_exact(reference, options)
     return Grade(correct=correct, score=1.0 if correct else 0.0, extracted=extracted)
+
+
+register("multiple_choice")(choice.multiple_choice)
+register("math")(mathans.math_answer)
+register("regex")(regex.regex)
+register("json")(jsonfmt.json_grader)
+register("code")(code.code)
+register("ifeval")(ifeval.ifeval)

@@ -16,7 +16,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,7 +63,7 @@ class Prepared:
     spec: DatasetSpec
     prompts: list[Prompt]
     jobs: list[Job]
-    grade: Callable[[Job, Record, str], None]
+    grade: Callable[[Job, Record, str], Awaitable[None]]
 
 
 def resolve_data_path(path: str) -> Path:
@@ -347,13 +348,24 @@ def _request_factory(conf: LavabenchConf, endpoint: Endpoint, run_id: str) -> An
     return make_request
 
 
-def _grade_fn(grader: Any, spec: DatasetSpec) -> Callable[[Job, Record, str], None]:
-    def grade(job: Job, record: Record, answer_text: str) -> None:
+def _grade_fn(grader: Any, spec: DatasetSpec) -> Callable[[Job, Record, str], Awaitable[None]]:
+    """Grade each answer; a `blocking` grader (code execution: 30 ms-5 s a sample) runs in a
+    thread so the event loop keeps stamping tokens of the requests in flight."""
+    blocking = bool(getattr(grader, "blocking", False))
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2) if blocking else None
+
+    async def grade(job: Job, record: Record, answer_text: str) -> None:
         if job.prompt.reference is None:
             return
         record.grader = spec.grader
+        args = (answer_text, job.prompt.reference, spec.grader_options)
         try:
-            result: Grade = grader(answer_text, job.prompt.reference, spec.grader_options)
+            if pool is not None:
+                result: Grade = await asyncio.get_running_loop().run_in_executor(
+                    pool, grader, *args
+                )
+            else:
+                result = grader(*args)
         except Exception as exc:  # a grader bug must not lose the response
             record.grade_error = f"{type(exc).__name__}: {exc}"
             return

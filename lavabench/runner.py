@@ -57,7 +57,8 @@ class ResponseCache(Protocol):
 
 RequestFactory = Callable[[Job], WireRequest]
 # Fills the record's grade from the answer text (which is graded even when not stored).
-Grader = Callable[[Job, Record, str], None]
+# Async so a slow grader (code execution) can run off the event loop while tokens arrive.
+Grader = Callable[[Job, Record, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ class Runner:
                     slots.release()
                     continue
                 request = self._make_request(job)
-                if self._cache is not None and self._answer_from_cache(job, request):
+                if self._cache is not None and await self._answer_from_cache(job, request):
                     issued += 1
                     slots.release()
                     continue
@@ -201,7 +202,7 @@ class Runner:
                 return False
         return True
 
-    def _answer_from_cache(self, job: Job, request: WireRequest) -> bool:
+    async def _answer_from_cache(self, job: Job, request: WireRequest) -> bool:
         assert self._cache is not None
         entry = self._cache.get(request)
         if entry is None:
@@ -211,7 +212,7 @@ class Runner:
             max_tokens=self._s.max_tokens, stream=self._s.stream, keep_text=self._s.keep_text,
         )  # fmt: skip
         if self._grade is not None:
-            self._grade(job, record, entry.get("answer_text") or "")
+            await self._grade(job, record, entry.get("answer_text") or "")
         self.outcome.cached += 1
         self._finish(job, record, None)
         return True
@@ -278,7 +279,7 @@ class Runner:
             record.error_message = redact_text(record.error_message, self._s.secrets)
         if record.status == "ok" and attempt.result is not None:
             if self._grade is not None:
-                self._grade(job, record, attempt.result.answer_text)
+                await self._grade(job, record, attempt.result.answer_text)
             if self._cache is not None:
                 self._cache.put(request, cache_entry(attempt.result))
         if self._budget is not None:

@@ -317,3 +317,109 @@ def test_from_mapping_rejects_bad_values(override: dict[str, object], key: str) 
 def test_from_mapping_rejects_non_mapping() -> None:
     with pytest.raises(ConfigError, match=r"^dataset: must be a mapping"):
         DatasetSpec.from_mapping(["name"], "/")  # type: ignore[arg-type]
+
+
+# --- other formats, folders, field mapping ----------------------------------------------
+
+
+def test_headerless_csv_folder_with_groups_choices_and_json_reference(tmp_path: Path) -> None:
+    folder = tmp_path / "test"
+    folder.mkdir()
+    (folder / "algebra_test.csv").write_text('"What is 1+1, really?",1,2,3,4,B\nQ2,a,b,c,d,D\n')
+    (folder / "zoology_test.csv").write_text("Q3,w,x,y,z,A\n")
+    spec = DatasetSpec(
+        name="t",
+        path=str(folder),
+        columns=("question", "A", "B", "C", "D", "answer"),
+        id_field=None,
+        choices_field=("A", "B", "C", "D"),
+        reference_fields=("answer", "choices"),
+        user_template="About {group_words}: {input}\n{choices}",
+    )
+    prompts = load_prompts(spec)
+    assert [p.item_id for p in prompts] == ["algebra/1", "algebra/2", "zoology/1"]
+    assert (
+        prompts[0].messages[-1].content
+        == "About algebra: What is 1+1, really?\nA. 1\nB. 2\nC. 3\nD. 4"
+    )
+    assert json.loads(prompts[0].reference or "") == {
+        "answer": "B",
+        "choices": ["1", "2", "3", "4"],
+    }
+
+
+def test_malformed_csv_and_json_rows_name_file_line_and_field(tmp_path: Path) -> None:
+    bad_csv = tmp_path / "x.csv"
+    bad_csv.write_text("question,answer\nok,1\nonly-one-column\n,3\n")
+    with pytest.raises(DatasetError) as err:
+        load_prompts(DatasetSpec(name="t", path=str(bad_csv), id_field=None))
+    message = str(err.value)
+    assert f"{bad_csv}:3: row: has 1 columns, expected 2" in message
+    assert f"{bad_csv}:4: field 'question': is empty" in message
+
+    bad_json = tmp_path / "y.json"
+    bad_json.write_text(json.dumps({"examples": [{"input": "a", "target": "b"}, {"target": 1}]}))
+    spec = DatasetSpec(
+        name="t",
+        path=str(bad_json),
+        records_key="examples",
+        id_field=None,
+        input_field="input",
+        reference_field="target",
+    )
+    with pytest.raises(DatasetError, match=r"y\.json:examples\[1\]: field 'input': missing"):
+        load_prompts(spec)
+
+    wrong_type = tmp_path / "z.jsonl"
+    wrong_type.write_text('{"id": 1, "question": "q", "options": "A B"}\n')
+    spec = DatasetSpec(name="t", path=str(wrong_type), choices_field="options")
+    with pytest.raises(
+        DatasetError, match=r"z\.jsonl:1: field 'options': must be a non-empty list"
+    ):
+        load_prompts(spec)
+
+
+def test_reference_pattern_and_reference_fields(tmp_path: Path) -> None:
+    path = tmp_path / "g.jsonl"
+    path.write_text(
+        '{"question": "q1", "answer": "work\\n#### 1,234"}\n{"question": "q2", "answer": "no marker"}\n'
+    )
+    spec = DatasetSpec(name="t", path=str(path), id_field=None, reference_pattern=r"####\s*(.+)$")
+    with pytest.raises(DatasetError, match=r"g\.jsonl:2: field 'answer': does not match"):
+        load_prompts(spec)
+    path.write_text('{"question": "q1", "answer": "work\\n#### 1,234"}\n')
+    assert load_prompts(spec)[0].reference == "1,234"
+    with pytest.raises(ConfigError, match=r"^dataset\.reference_pattern"):
+        DatasetSpec(name="t", path="p", reference_pattern="no group")
+
+
+def test_few_shot_turns_come_from_the_named_split(tmp_path: Path) -> None:
+    (tmp_path / "test.jsonl").write_text('{"id": 1, "question": "2+2?", "answer": "4"}\n')
+    (tmp_path / "dev.jsonl").write_text(
+        '{"question": "1+1?", "answer": "2"}\n{"question": "1+2?", "answer": "3"}\n'
+    )
+    spec = DatasetSpec(
+        name="t",
+        path=str(tmp_path / "test.jsonl"),
+        few_shot_path=str(tmp_path / "dev.jsonl"),
+        few_shot_n=1,
+        few_shot_answer_template="The answer is {reference}.",
+    )
+    (prompt,) = load_prompts(spec)
+    assert prompt.message_dicts() == [
+        {"role": "user", "content": "1+1?"},
+        {"role": "assistant", "content": "The answer is 2."},
+        {"role": "user", "content": "2+2?"},
+    ]
+    with pytest.raises(ConfigError, match=r"^dataset\.few_shot_path"):
+        DatasetSpec(name="t", path="p", few_shot_n=2)
+
+
+def test_data_path_resolves_against_mirror_then_cache(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("LAVABENCH_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("LAVABENCH_DATA_CACHE", str(tmp_path / "cache"))
+    spec = DatasetSpec.from_mapping({"name": "x", "path": None, "data_path": "a/b.jsonl"}, "/")
+    assert spec.path == str(tmp_path / "cache" / "a" / "b.jsonl")
+    monkeypatch.setenv("LAVABENCH_DATA_MIRROR", str(tmp_path / "mirror"))
+    spec = DatasetSpec.from_mapping({"name": "x", "path": None, "data_path": "a/b.jsonl"}, "/")
+    assert spec.path == str(tmp_path / "mirror" / "a" / "b.jsonl")

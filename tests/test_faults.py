@@ -21,7 +21,7 @@ from lavabench.pacing import NoCap
 from lavabench.plan import plan_jobs
 from lavabench.records import Record
 from lavabench.retry import RetryPolicy
-from lavabench.runner import RunOutcome, Runner, RunSettings
+from lavabench.runner import Runner, RunOutcome, RunSettings
 from lavabench.sim.faults import FAULT_KINDS
 from lavabench.wire import chat_body, forward_url
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import ClassVar
 
 import pytest
 
@@ -165,3 +167,45 @@ def test_a_store_failure_stops_the_run_and_is_raised() -> None:
     with pytest.raises(StoreError, match="disk full"):
         asyncio.run(runner.run(plan_jobs(MODELS, PROMPTS)))
     assert len(sink.rows) == 3
+
+
+def test_blocking_graders_run_off_the_event_loop() -> None:
+    import time as _time
+
+    from lavabench.grading import Grade
+    from lavabench.run_command import _grade_fn
+
+    def slow(text, reference, options):
+        _time.sleep(0.3)
+        return Grade(True, 1.0, text)
+
+    slow.blocking = True  # type: ignore[attr-defined]
+
+    class Spec:
+        grader = "slow"
+        grader_options: ClassVar[dict[str, str]] = {}
+
+    grade = _grade_fn(slow, Spec())  # type: ignore[arg-type]
+    jobs = plan_jobs(MODELS, PROMPTS[:1])
+    records = [Record(job_id=j.job_id) for j in jobs]
+
+    async def go() -> tuple[float, float]:
+        ticks: list[float] = []
+
+        async def ticker() -> None:  # the loop must keep running while grading
+            for _ in range(5):
+                ticks.append(_time.perf_counter())
+                await asyncio.sleep(0.05)
+
+        start = _time.perf_counter()
+        await asyncio.gather(
+            ticker(), *(grade(j, r, "1") for j, r in zip(jobs, records, strict=True))
+        )
+        return _time.perf_counter() - start, max(
+            b - a for a, b in itertools.pairwise(ticks)
+        )
+
+    elapsed, worst_gap = asyncio.run(go())
+    assert elapsed < 0.55, elapsed  # two 0.3 s grades overlapped
+    assert worst_gap < 0.15, worst_gap  # the loop was never blocked by a grade
+    assert all(r.correct for r in records)

@@ -82,7 +82,7 @@ def test_disk_full_is_a_clear_error_and_written_rows_stay(tmp_path: Path, monkey
 
     monkeypatch.setattr(store, "_write_atomic", full_after_first)
     writer = RecordWriter(tmp_path, metadata={}, flush_rows=5, flush_interval_s=3600)
-    with pytest.raises(StoreError, match="No space left on device.*resume") as err:
+    with pytest.raises(StoreError, match=r"No space left on device.*resume") as err:
         for i in range(40):
             writer.write(_record(i))
             writer.wait()  # deterministic: each flush is on disk (or failed) before the next row

@@ -8,10 +8,19 @@ which items are hard, and paired comparisons gain power as they do on real model
 
 A request is an item when its last user message contains the item's question verbatim
 (substring match): prompt templates may wrap the question in instructions.
+
+Key files: JSONL rows {"question", "answer", "id"?, "format"?, "dataset"?} (the normalised
+form), or the public sets' own files, recognised by their fields: GSM8K (answer after
+"####"), MATH-500 (problem/answer), HumanEval (prompt/canonical_solution), AGIEval
+(question/label), BBH (a .json file with "examples" of input/target) and headerless MMLU
+CSV (question, A-D, answer). A folder is read file by file. `format` tells the replies how
+the answer must be written (number, boxed, letter, code, text); see replies.py.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -35,6 +44,8 @@ class Item:
     question: str
     answer: str
     difficulty: float
+    format: str = "number"
+    dataset: str = ""
 
 
 def p_correct(skill: float, difficulty: float) -> float:
@@ -96,33 +107,99 @@ class AnswerKey:
         return cls(items)
 
 
+FORMATS = ("number", "gsm8k", "boxed", "letter", "paren_letter", "code", "json", "text")
+_GENERIC_STEMS = {"test", "dev", "val", "train", "data", "input_data", "validation"}
+
+
+def dataset_label(path: Path) -> str:
+    """The dataset a key file belongs to, for per-dataset skill: its folder name when the
+    file is a generic split ("gsm8k/test.jsonl" -> "gsm8k"), else the file's stem."""
+    stem = path.stem.split(".")[0]
+    return path.parent.name if stem.lower() in _GENERIC_STEMS else stem
+
+
 def _read_key(path: Path, seed: int) -> list[Item]:
+    if path.is_dir():
+        items: list[Item] = []
+        for child in sorted(path.rglob("*")):
+            if child.is_file() and child.suffix in (".jsonl", ".json", ".csv"):
+                items.extend(_read_key_file(child, seed, dataset_label(path)))
+        return items
+    return _read_key_file(path, seed, dataset_label(path))
+
+
+def _read_key_file(path: Path, seed: int, label: str) -> list[Item]:
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"sim.answer_keys: cannot read {path}: {exc.strerror}") from exc
-    items = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"sim.answer_keys: cannot read {path}: {exc}") from exc
+    rows: list[tuple[str, object]] = []
+    if path.suffix == ".csv":
+        for n, values in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+            if len(values) == 6 and values[5].strip() in ("A", "B", "C", "D"):
+                rows.append((f"{path}:{n}", {"question": values[0], "label": values[5]}))
+    elif path.suffix == ".json":
         try:
-            row = orjson.loads(line)
+            doc = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not valid JSON ({exc})") from exc
+            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        examples = doc.get("examples") if isinstance(doc, dict) else doc
+        for n, row in enumerate(examples if isinstance(examples, list) else [], start=1):
+            rows.append((f"{path}:examples[{n - 1}]", row))
+    else:
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((f"{path}:{lineno}", orjson.loads(line)))
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
+    items = []
+    for n, (where, row) in enumerate(rows, start=1):
         if not isinstance(row, dict):
             raise ValueError(f"{where}: expected a JSON object")
-        item_id, question, answer = row.get("id"), row.get("question"), row.get("answer")
+        parsed = _normalise_row(row, where)
+        if parsed is None:
+            continue
+        question, answer, fmt = parsed
+        item_id = row.get("id", row.get("task_id", row.get("unique_id", n)))
         if isinstance(item_id, int) and not isinstance(item_id, bool):
             item_id = str(item_id)
         if not isinstance(item_id, str) or not item_id:
             raise ValueError(f"{where}: 'id' must be a non-empty string")
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError(f"{where}: 'question' must be a non-empty string")
-        if isinstance(answer, int | float) and not isinstance(answer, bool):
-            answer = str(answer)
-        if not isinstance(answer, str) or not answer.strip():
-            raise ValueError(f"{where}: 'answer' must be a non-empty string")
         difficulty = unit(seed, "difficulty", question)
-        items.append(Item(item_id, question, answer.strip(), difficulty))
+        dataset = row.get("dataset") if isinstance(row.get("dataset"), str) else label
+        items.append(Item(item_id, question, answer, difficulty, fmt, str(dataset)))
     return items
+
+
+def _normalise_row(row: dict[str, object], where: str) -> tuple[str, str, str] | None:
+    """(question, answer, format) from any supported row shape; None skips the row
+    (a shape without an answer, such as IFEval's)."""
+    if isinstance(row.get("canonical_solution"), str) and isinstance(row.get("prompt"), str):
+        prompt = str(row["prompt"])
+        return prompt, prompt + str(row["canonical_solution"]), "code"
+    if isinstance(row.get("problem"), str) and "answer" in row:
+        return str(row["problem"]), str(row["answer"]).strip(), "boxed"
+    if isinstance(row.get("input"), str) and isinstance(row.get("target"), str):
+        target = str(row["target"]).strip()
+        target_fmt = "paren_letter" if re.fullmatch(r"\([A-Z]\)", target) else "text"
+        return str(row["input"]), target, target_fmt
+    if isinstance(row.get("label"), str) and isinstance(row.get("question"), str):
+        return str(row["question"]), str(row["label"]).strip(), "letter"
+    if "question" not in row and "prompt" in row and "answer" not in row:
+        return None
+    question, answer = row.get("question"), row.get("answer")
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError(f"{where}: 'question' must be a non-empty string")
+    if isinstance(answer, int | float) and not isinstance(answer, bool):
+        answer = str(answer)
+    if not isinstance(answer, str) or not answer.strip():
+        raise ValueError(f"{where}: 'answer' must be a non-empty string")
+    fmt: object = row.get("format")
+    if "####" in answer:
+        answer = answer.rsplit("####", 1)[1]
+        fmt = fmt or "gsm8k"
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"{where}: 'format' must be one of {', '.join(FORMATS)}")
+    return question, answer.strip(), str(fmt or "number")

@@ -107,7 +107,8 @@ class Planner:
         item = self._key.find(req.last_user_text) if self._key is not None else None
         correct: bool | None = None
         if item is not None:
-            correct = is_correct(seed, entry.name, item, profile.skill, req.request_seed)
+            skill = profile.skill_for(item.dataset)
+            correct = is_correct(seed, entry.name, item, skill, req.request_seed)
             content = list(answer_tokens(seed, entry.name, item, correct))
         else:
             content = filler_tokens(seed, req.last_user_text, profile.default_output_tokens)

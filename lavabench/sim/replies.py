@@ -1,9 +1,11 @@
 """The text a simulated model writes, as a list of tokens.
 
 A token is a word with its leading whitespace, so joining the tokens gives the text and each
-streamed content delta is exactly one token. Every reply to an answer-key item ends with
-"The answer is <answer>." (graders extract the last number); a wrong reply has the same
-shape with a deterministic wrong answer. Texts are picked by hashing, never at random.
+streamed content delta is exactly one token. A reply to an answer-key item ends in the form
+its dataset's prompt asks for (the item's `format`): "The answer is N." (number),
+"#### N" (GSM8K), "\\boxed{X}" (MATH), "Answer: B" (letter), "So the answer is (B)." (BBH),
+a ```python block (code) or the bare JSON. A wrong reply has the same shape with a
+deterministic wrong answer. Texts are picked by hashing, never at random.
 """
 
 from __future__ import annotations
@@ -58,10 +60,36 @@ def tokenize(text: str) -> list[str]:
 def answer_tokens(seed: int, model: str, item: Item, correct: bool) -> tuple[str, ...]:
     """The reply of `model` to `item`: a short worked answer ending "The answer is X."."""
     h = hash64(seed, "reply", model, item.question)
-    shown = item.answer if correct else wrong_answer(seed, model, item.answer, item.question)
     opener = _OPENERS[h % len(_OPENERS)]
     middle = _MIDDLES[(h >> 8) % len(_MIDDLES)]
-    return tuple(tokenize(f"{opener} {middle} The answer is {shown}."))
+    if item.format == "code":
+        body = item.answer if correct else item.question + "    raise NotImplementedError\n"
+        return tuple(tokenize(f"Here is the function.\n\n```python\n{body.rstrip()}\n```"))
+    shown = item.answer if correct else wrong_answer(seed, model, item.answer, item.question)
+    if item.format == "json":
+        return tuple(tokenize(shown if correct else shown + "}"))
+    if item.format == "text" and not correct:
+        shown = _flip(item.answer, shown)
+    ending = {
+        "gsm8k": f"\n#### {shown}",
+        "boxed": f" The final answer is $\\boxed{{{shown}}}$.",
+        "letter": f"\nAnswer: {shown}",
+        "paren_letter": f" So the answer is ({shown.strip('()')}).",
+        "text": f" So the answer is {shown}.",
+    }.get(item.format, f" The answer is {shown}.")
+    return tuple(tokenize(f"{opener} {middle}{ending}"))
+
+
+_OPPOSITES = {"true": "False", "false": "True", "yes": "No", "no": "Yes", "valid": "invalid"}
+_OPPOSITES["invalid"] = "valid"
+
+
+def _flip(answer: str, fallback: str) -> str:
+    """A wrong text answer of the same kind: Yes <-> No, True <-> False, valid <-> invalid."""
+    flipped = _OPPOSITES.get(answer.strip().lower())
+    if flipped is None:
+        return fallback
+    return flipped.lower() if answer.strip().islower() else flipped
 
 
 def wrong_answer(seed: int, model: str, answer: str, question: str) -> str:
@@ -77,7 +105,7 @@ def wrong_answer(seed: int, model: str, answer: str, question: str) -> str:
     if decimals:
         places = len(decimals.group(1))
         return f"{float(plain) + offset:.{places}f}"
-    upper = answer.strip().upper()
+    upper = answer.strip().strip("()").upper()
     if len(upper) == 1 and upper in _CHOICES:
         others = _CHOICES.replace(upper, "")
         return others[h % len(others)]

@@ -36,6 +36,13 @@ class ModelProfile:
     reasoning_tokens: int = 16
     default_output_tokens: int = 32
     reports_cached_tokens: bool = True
+    # per-dataset skill overrides, keyed by the answer key's dataset label (sim/answers.py
+    # dataset_label: "gsm8k", "mmlu", "demo-arith", ...); `skill` applies elsewhere
+    dataset_skill: Mapping[str, float] = field(default_factory=dict, hash=False)
+
+    def skill_for(self, dataset: str) -> float:
+        """The skill this model has on `dataset` (its override, else `skill`)."""
+        return self.dataset_skill.get(dataset, self.skill)
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,14 @@ def _profile(raw: Any, where: str) -> ModelProfile:
         v["reports_cached_tokens"] = _bool(
             raw["reports_cached_tokens"], f"{where}.reports_cached_tokens"
         )
+    if raw.get("dataset_skill") is not None:
+        per = raw["dataset_skill"]
+        if not isinstance(per, Mapping):
+            raise ValueError(f"{where}.dataset_skill: must be a mapping of dataset -> skill")
+        v["dataset_skill"] = {
+            str(name): _float(val, f"{where}.dataset_skill.{name}", minimum=0.0, maximum=1.0)
+            for name, val in per.items()
+        }
     return ModelProfile(**v)
 
 
