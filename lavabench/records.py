@@ -156,6 +156,14 @@ class Record:
     grade_error: str | None = _col(
         "string", "Why grading failed (the response is kept; correct/score stay null)."
     )
+    judge_model: str | None = _col(
+        "string", "LLM-as-judge: the judge model's catalog name; null for other graders."
+    )
+    judge_prompt_tokens: int | None = _col("int32", "Judge request: usage.prompt_tokens.")
+    judge_completion_tokens: int | None = _col("int32", "Judge request: usage.completion_tokens.")
+    judge_cost_pico_usd: int | None = _col(
+        "int64", "Judge request's exact cost, kept apart from the graded model's cost_pico_usd."
+    )
 
     # --- reuse ----------------------------------------------------------------------------
     response_cached: bool = _col(
@@ -206,7 +214,7 @@ def records_markdown() -> str:
         "## Version history",
         "",
         "- 1: first version.",
-        "- 2: `grade_error` (grading failures keep the response), `response_cached`,",
+        "- 2: `grade_error` (grading failures keep the response), `response_cached`, `judge_*`,",
         "  `retry_waits_s`, `failed_attempts_s` (every attempt's outcome is kept).",
         "",
     ]
