@@ -37,6 +37,8 @@ from lavabench.display import RunProgress, print_summary
 from lavabench.endpoints import Endpoint, resolve_endpoint
 from lavabench.errors import ConfigError, StoreError
 from lavabench.grading import Grade, check_grader
+from lavabench.judge import GRADER_NAME as JUDGE_GRADER
+from lavabench.judge import Judge, judge_options
 from lavabench.pacing import rate_cap
 from lavabench.plan import Job, plan_jobs
 from lavabench.records import SCHEMA_VERSION, Record
@@ -64,6 +66,7 @@ class Prepared:
     prompts: list[Prompt]
     jobs: list[Job]
     grade: Callable[[Job, Record, str], Awaitable[None]]
+    judge: Judge | None = None  # llm_judge: bound to the endpoint once it is resolved
 
 
 def resolve_data_path(path: str) -> Path:
@@ -91,6 +94,8 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
     guard = _budget_guard(p)
     with _endpoint_for_run(p.conf, cfg, p.catalog, p.spec) as endpoint:
         secrets = [endpoint.credential] if endpoint.credential else []
+        if p.judge is not None:
+            p.judge.bind(endpoint, run_id, p.conf.runner.retry)
         _redact_logs(secrets)
         metadata = _run_metadata(p, cfg, run_id, endpoint, secrets, previous)
         writer = RecordWriter(
@@ -133,14 +138,19 @@ def prepare(cfg: DictConfig) -> Prepared:
     if dataset_conf.get("path"):
         dataset_conf["path"] = str(resolve_data_path(dataset_conf["path"]))
     spec = DatasetSpec.from_mapping(dataset_conf, base_dir=PROJECT_DIR)
-    grader = check_grader(spec.grader, spec.grader_options)
     prompts = load_prompts(spec)
-    for prompt in prompts:  # a reference the grader cannot read fails now, not after paying
-        if prompt.reference is not None:
-            grader("", prompt.reference, spec.grader_options)
     jobs = plan_jobs(
         models, prompts, repeats=conf.runner.repeats, warmup_per_model=conf.runner.warmup_requests
     )
+    if spec.grader == JUDGE_GRADER:
+        judge = Judge(
+            judge_options(spec.grader_options, catalog), catalog, timeouts=conf.runner.timeouts
+        )
+        return Prepared(conf, catalog, spec, prompts, jobs, judge, judge)
+    grader = check_grader(spec.grader, spec.grader_options)
+    for prompt in prompts:  # a reference the grader cannot read fails now, not after paying
+        if prompt.reference is not None:
+            grader("", prompt.reference, spec.grader_options)
     return Prepared(conf, catalog, spec, prompts, jobs, _grade_fn(grader, spec))
 
 

@@ -84,3 +84,4 @@ class SpendGuard:
             self.spent_pico += record.cost_pico_usd
         elif record.http_status == 200:
             self.spent_pico += held  # a broken stream may still be billed: assume the worst
+        self.spent_pico += record.judge_cost_pico_usd or 0  # judge requests are billed too

@@ -67,7 +67,8 @@ class AnswerKey:
     benchmark sends the same prompt to many models.
     """
 
-    def __init__(self, items: Iterable[Item]) -> None:
+    def __init__(self, items: Iterable[Item], seed: int = 0) -> None:
+        self._seed = seed
         self._by_question: dict[str, Item] = {}
         for item in items:
             self._by_question.setdefault(item.question, item)
@@ -84,12 +85,12 @@ class AnswerKey:
         return list(self._by_question.values())
 
     def find(self, text: str) -> Item | None:
-        """The item whose question occurs in `text`, or None."""
+        """The item whose question occurs in `text` (or a judge item), or None."""
         hit = self._cache.get(text, _MISS)
         if hit is not _MISS:
             return hit  # type: ignore[return-value]
-        item = None
-        if self._pattern is not None and len(text) >= self._min_len:
+        item = judge_item(text, self._seed)
+        if item is None and self._pattern is not None and len(text) >= self._min_len:
             match = self._pattern.search(text)
             if match is not None:
                 item = self._by_question[match.group()]
@@ -104,10 +105,40 @@ class AnswerKey:
         items: list[Item] = []
         for path in paths:
             items.extend(_read_key(Path(path), seed))
-        return cls(items)
+        return cls(items, seed)
 
 
-FORMATS = ("number", "gsm8k", "boxed", "letter", "paren_letter", "code", "json", "text")
+FORMATS = ("number", "gsm8k", "boxed", "letter", "paren_letter", "code", "json", "text", "judge")
+
+# An LLM-as-judge prompt (lavabench/judge.py) ends with this instruction. The simulated judge
+# gives the top score when the reference occurs in the graded response and a low one when it
+# does not, so judged accuracy follows real correctness; the judge model's skill decides
+# how often it misjudges (a wrong draw shifts the score).
+JUDGE_MARKER = "then a final line `Score: N` where N is an integer from 0 to "
+_JUDGE_SECTION = re.compile(
+    r"Reference answer:\n(?P<reference>.*?)\n\nResponse to grade:\n(?P<response>.*?)\n\nRubric:",
+    re.S,
+)
+
+
+def judge_item(text: str, seed: int) -> Item | None:
+    """The judge's verdict on the response quoted in a judge prompt, as an answer-key item."""
+    at = text.find(JUDGE_MARKER)
+    if at < 0:
+        return None
+    digits = re.match(r"\d+", text[at + len(JUDGE_MARKER) :])
+    top = int(digits.group()) if digits else 10
+    sections = _JUDGE_SECTION.search(text)
+    reference = sections.group("reference").strip() if sections else ""
+    response = sections.group("response") if sections else ""
+    score = top if reference and reference in response else top // 5
+    return Item(
+        id="judge",
+        question=text,
+        answer=str(score),
+        difficulty=unit(seed, "judge", text) * 0.5,
+        format="judge",
+    )
 _GENERIC_STEMS = {"test", "dev", "val", "train", "data", "input_data", "validation"}
 
 

@@ -76,6 +76,7 @@ def answer_tokens(seed: int, model: str, item: Item, correct: bool) -> tuple[str
         "letter": f"\nAnswer: {shown}",
         "paren_letter": f" So the answer is ({shown.strip('()')}).",
         "text": f" So the answer is {shown}.",
+        "judge": f" Comparing the response with the reference answer.\nScore: {shown}",
     }.get(item.format, f" The answer is {shown}.")
     return tuple(tokenize(f"{opener} {middle}{ending}"))
 
