@@ -353,7 +353,16 @@ def _load_rows(spec: DatasetSpec, path: str, require_id: bool) -> list[_Row]:
     first_seen: dict[str, str] = {}
     pattern = spec.files if require_id or path == spec.path else "*" + Path(spec.files).suffix
     for file_path, group in _data_files(spec, path, pattern):
-        data = _read(file_path)
+        try:
+            data = _read(file_path)
+        except DatasetError as exc:
+            if spec.source is None or Path(file_path).exists():
+                raise
+            raise DatasetError(
+                f"{exc}. This built-in dataset is not on this machine yet: run "
+                f"`lavabench data pull {spec.name}`, or set LAVABENCH_DATA_MIRROR to a folder "
+                "that holds it (e.g. ../shared/datasets)"
+            ) from None
         records = _records(spec, file_path, data, problems)
         _validate(spec, records, group, rows, problems, first_seen, require_id)
     if problems:
