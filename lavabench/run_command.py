@@ -39,7 +39,8 @@ from lavabench.errors import ConfigError, StoreError
 from lavabench.grading import Grade, check_grader
 from lavabench.judge import GRADER_NAME as JUDGE_GRADER
 from lavabench.judge import Judge, judge_options
-from lavabench.pacing import rate_cap
+from lavabench.health import HealthMonitor, verdict, verdict_lines
+from lavabench.pacing import NoCap, arrival_offsets_s, rate_cap
 from lavabench.plan import Job, plan_jobs
 from lavabench.records import SCHEMA_VERSION, Record
 from lavabench.redaction import redact_mapping, redact_text
@@ -78,7 +79,20 @@ def resolve_data_path(path: str) -> Path:
 
 
 def catalog_for_sim(catalog: Catalog) -> dict[str, dict[str, Any]]:
-    return {m.name: {"id": m.id, "reasoning": m.reasoning} for m in catalog.models.values()}
+    """What the simulator knows of each model: wire id, reasoning, and prices (as strings)
+    for its billing read-back."""
+    return {
+        m.name: {
+            "id": m.id,
+            "reasoning": m.reasoning,
+            "input_usd_per_mtok": str(m.price.input),
+            "output_usd_per_mtok": str(m.price.output),
+            "cached_input_usd_per_mtok": (
+                None if m.price.cached_input is None else str(m.price.cached_input)
+            ),
+        }
+        for m in catalog.models.values()
+    }
 
 
 def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
@@ -296,6 +310,10 @@ def _run_loop(
         else None
     )
 
+    r = conf.runner
+    arrivals = arrival_offsets_s(r.arrival, r.rate, len(p.jobs), r.arrival_seed)
+    monitor = HealthMonitor(conf.health)
+
     async def go() -> RunOutcome:
         client = HttpClient(max_connections=conf.runner.concurrency, timeouts=conf.runner.timeouts)
         loop = asyncio.get_running_loop()
@@ -306,15 +324,35 @@ def _run_loop(
                     client=client,
                     make_request=_request_factory(conf, endpoint, run_id),
                     sink=writer,
-                    rate=rate_cap(conf.runner.rate),
+                    rate=NoCap() if arrivals is not None else rate_cap(r.rate),
                     grade=p.grade,
-                    observer=progress,
+                    observer=monitor.tap(progress),
                     budget=guard,
                     cache=cache,
+                    arrivals_s=arrivals,
+                    in_flight=monitor.in_flight,
                 )
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, runner.interrupt)
-                return await runner.run(p.jobs)
+                monitor.start()
+                try:
+                    outcome = await runner.run(p.jobs)
+                finally:
+                    await monitor.stop()
+                # the health of the measurement itself: run.json, Parquet metadata, printed
+                health = monitor.summary(concurrency=r.concurrency)
+                health["dispatch"] = monitor.dispatch()
+                health["arrival"] = r.arrival
+                closed_full = arrivals is None and r.rate is None and outcome.stop_reason is None
+                health["verdict"] = verdict(
+                    health,
+                    conf.health,
+                    open_loop=arrivals is not None,
+                    saturating_jobs=closed_full and len(p.jobs) >= 4 * r.concurrency,
+                )
+                outcome.health = health
+                writer.add_metadata("health", json.dumps(health, sort_keys=True))
+                return outcome
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
@@ -453,6 +491,8 @@ def _final_info(
         "skipped_by_circuit_breaker": outcome.skipped,
         "elapsed_s": round(outcome.elapsed_s, 3),
         "store_error": None if store_error is None else str(store_error),
+        "verdict": (outcome.health or {}).get("verdict", {}).get("status"),
+        "health": outcome.health,
     }
     if guard is not None:
         info["budget"] = {
@@ -476,6 +516,8 @@ def _print_end(
     )
     print(f"records: {records_path}")
     print(f"run:     {run_dir / 'run.json'}")
+    for line in verdict_lines(outcome.health):
+        print(line)
     for model, why in outcome.circuit_open.items():
         print(f"paused {model}: {redact_text(why, secrets)} "
               f"({outcome.skipped.get(model, 0)} requests not sent)", file=sys.stderr)  # fmt: skip

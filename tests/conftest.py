@@ -31,9 +31,9 @@ def composed() -> Any:
 @pytest.fixture(scope="session")
 def sim_catalog(composed: Any) -> dict[str, dict[str, Any]]:
     from lavabench.catalog import catalog_from_mapping
+    from lavabench.run_command import catalog_for_sim
 
-    catalog = catalog_from_mapping(composed.catalog)
-    return {m.name: {"id": m.id, "reasoning": m.reasoning} for m in catalog.models.values()}
+    return catalog_for_sim(catalog_from_mapping(composed.catalog))
 
 
 @pytest.fixture(scope="session")
