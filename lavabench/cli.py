@@ -10,13 +10,15 @@ SIGTERM) keeps what finished and exits 130.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lavabench import __version__
 from lavabench.analysis import per_model_summary
@@ -111,7 +113,10 @@ def _hydra_run(cfg: DictConfig) -> None:
 def _precheck_run(overrides: list[str]) -> None:
     """Config errors and an unwritable results directory as clear errors (exit 2), before
     Hydra creates the run directory (its own failure there is a traceback)."""
-    cfg = _compose([o for o in overrides if not o.startswith(("hydra.", "hydra/"))])
+    try:
+        cfg = _compose([o for o in overrides if not o.startswith(("hydra.", "hydra/"))])
+    except ConfigError as exc:
+        raise _explain_unknown_key(exc) from None
     results = Path(str(cfg.results_dir))
     if cfg.resume and not (results / str(cfg.resume)).is_dir():
         raise ConfigError(
@@ -128,6 +133,27 @@ def _precheck_run(overrides: list[str]) -> None:
             f"results_dir={results}: cannot write there ({exc.strerror or exc}); "
             "set results_dir= to a writable directory"
         ) from None
+
+
+def _explain_unknown_key(exc: ConfigError) -> ConfigError:
+    """Hydra answers a mistyped key with "use +key=... to append": suggest the real key."""
+    match = re.search(r"Could not override '([^']+)'", str(exc))
+    if match is None:
+        return exc
+    key = match.group(1)
+    known = _dotted_keys(OmegaConf.to_container(_compose([]), resolve=False))
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else "see conf/config.yaml for the keys"
+    return ConfigError(f"{key}: not a config key ({hint})")
+
+
+def _dotted_keys(node: object, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return [prefix.rstrip(".")]
+    keys: list[str] = []
+    for name, value in node.items():
+        keys += _dotted_keys(value, f"{prefix}{name}.") if name != "hydra" else []
+    return keys
 
 
 def _compose(overrides: list[str]) -> DictConfig:
