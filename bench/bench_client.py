@@ -31,6 +31,7 @@ from lavabench.catalog import Model, Price, catalog_from_mapping  # noqa: E402
 from lavabench.client import HttpClient, Timeouts, WireRequest  # noqa: E402
 from lavabench.config import CONF_DIR, plain, register_schemas  # noqa: E402
 from lavabench.datasets import Message, Prompt  # noqa: E402
+from lavabench.health import HealthMonitor  # noqa: E402
 from lavabench.pacing import NoCap  # noqa: E402
 from lavabench.plan import plan_jobs  # noqa: E402
 from lavabench.records import Record  # noqa: E402
@@ -79,11 +80,18 @@ def _sim_settings(
 
 
 async def drive(
-    base_url: str, model_id: str, n: int, concurrency: int
+    base_url: str,
+    model_id: str,
+    n: int,
+    concurrency: int,
+    *,
+    monitor: HealthMonitor | None = None,
+    observer: Any = None,
 ) -> tuple[list[Record], float, float]:
     """n distinct prompts through the real Runner -> HttpClient path, after a warm-up that
-    opens the connections; returns (rows, wall seconds, client CPU seconds). Also used by
-    tests/test_timing.py."""
+    opens the connections; returns (rows, wall seconds, client CPU seconds). With `monitor`
+    the health samplers run as in `lavabench run`. Also used by tests/test_timing.py and
+    tests/test_validity_e2e.py (`observer` is their hook to block the loop)."""
     model = Model(
         name=MODEL, id=model_id, price=Price(Decimal("0.9"), Decimal("0.9")), context_length=8
     )
@@ -112,9 +120,19 @@ async def drive(
             settings, client=client, make_request=make_request, sink=CountingSink(), rate=NoCap()
         )
         await warm.run(plan_jobs([model], prompts[: min(n, concurrency * 2)]))
-        runner = Runner(settings, client=client, make_request=make_request, sink=sink, rate=NoCap())
+        runner = Runner(
+            settings, client=client, make_request=make_request, sink=sink, rate=NoCap(),
+            observer=monitor.tap(observer) if monitor else observer,
+            in_flight=monitor.in_flight if monitor else None,
+        )  # fmt: skip
         cpu0, t0 = time.process_time(), time.perf_counter()
-        await runner.run(plan_jobs([model], prompts))
+        if monitor is not None:
+            monitor.start()
+        try:
+            await runner.run(plan_jobs([model], prompts))
+        finally:
+            if monitor is not None:
+                await monitor.stop()
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     finally:
         await client.aclose()
@@ -139,7 +157,14 @@ def _process_tree_cpu_s(pid: int) -> float:
 
 
 def _run(
-    n: int, concurrency: int, *, zero: bool, defaults, catalog, jitter: float = 0.0
+    n: int,
+    concurrency: int,
+    *,
+    zero: bool,
+    defaults,
+    catalog,
+    jitter: float = 0.0,
+    health: bool = False,
 ) -> dict[str, Any]:
     import uvloop
 
@@ -150,7 +175,10 @@ def _run(
         os.sched_setaffinity(0, {1})
         sim_cpu0 = _process_tree_cpu_s(sim.pid)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            rows, wall, cpu = runner.run(drive(sim.base_url, catalog[MODEL]["id"], n, concurrency))
+            monitor = HealthMonitor() if health else None
+            rows, wall, cpu = runner.run(
+                drive(sim.base_url, catalog[MODEL]["id"], n, concurrency, monitor=monitor)
+            )
         # includes the warm-up requests: an upper bound on the simulator's share
         sim_cpu = _process_tree_cpu_s(sim.pid) - sim_cpu0
     os.sched_setaffinity(0, {0, 1})
@@ -165,6 +193,7 @@ def _run(
         "client_cpu_s_per_1k": cpu / max(len(ok), 1) * 1000,
         "client_cpu_share": cpu / wall,
         "sim_cpu_share_upper": sim_cpu / wall,
+        "health_sampler": health,
     }
     if log:
         planned = {}
@@ -207,6 +236,13 @@ def main() -> None:
             {"kind": "capacity", **_run(n, c, zero=True, defaults=defaults, catalog=catalog)}
         )
         print(rows[-1], flush=True)
+    # what the health samplers cost: the same zero-delay run with them off and on, alternated
+    for _ in range(2):
+        for health in (False, True):
+            n = 2000 * (2 if not args.quick else 1)
+            row = _run(n, 64, zero=True, defaults=defaults, catalog=catalog, health=health)
+            rows.append({"kind": "health_cost", **row})
+            print(rows[-1], flush=True)
     for jitter in (0.1, 0.0):  # realistic per-request jitter, then phase-locked streams
         for c in (1, 32, 64, 256):
             n = max(64, c * 5) * (2 if not args.quick else 1)

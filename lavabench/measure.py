@@ -7,6 +7,7 @@ stored beside them (never mixed in) so that gateway overhead = ttft_s - server_t
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 from lavabench.catalog import cost_pico_usd
@@ -16,6 +17,15 @@ from lavabench.records import Record
 from lavabench.wire import StreamResult
 
 NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchTimes:
+    """How a job was let go: absolute clock ns (the runner's clock), waits in ns."""
+
+    intended_ns: int
+    slot_wait_ns: int = 0
+    rate_wait_ns: int = 0
 
 
 def percentile_sorted(values: list[int], q: float) -> int:
@@ -60,6 +70,7 @@ def build_record(
     retry_waits_s: list[float],
     failed_attempts_s: list[float],
     keep_text: bool,
+    dispatch: DispatchTimes | None = None,
 ) -> Record:
     """Everything but the grade, which the runner adds once the answer text is known."""
     rec = Record(
@@ -89,6 +100,11 @@ def build_record(
         headers_ns=None if attempt.headers_ns is None else attempt.headers_ns - origin_ns,
         lava_request_id=attempt.lava_request_id,
     )
+    if dispatch is not None:
+        rec.intended_send_ns = dispatch.intended_ns - origin_ns
+        rec.dispatch_late_s = (first_send_ns - dispatch.intended_ns) / NS_PER_S
+        rec.slot_wait_s = dispatch.slot_wait_ns / NS_PER_S
+        rec.rate_wait_s = dispatch.rate_wait_ns / NS_PER_S
     if attempt.headers_ns is not None:
         rec.headers_s = (attempt.headers_ns - attempt.send_ns) / NS_PER_S
     if attempt.error is not None:
@@ -126,7 +142,12 @@ def build_record(
     _apply_usage(rec, job, result.usage)
     if rec.completion_tokens and len(times) >= 2 and times[-1] > times[0]:
         rec.output_tokens_per_s = (rec.completion_tokens - 1) / ((times[-1] - times[0]) / NS_PER_S)
+    chunks = rec.content_chunks + rec.reasoning_chunks
+    if rec.completion_tokens and chunks:
+        rec.tokens_per_chunk = rec.completion_tokens / chunks
     _apply_server_timings(rec, result.perf_metrics, attempt.server_headers)
+    if rec.ttft_s is not None and rec.server_ttft_s is not None:
+        rec.overhead_s = rec.ttft_s - rec.server_ttft_s
     return rec
 
 

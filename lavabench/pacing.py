@@ -1,13 +1,19 @@
-"""When the next request may start: a concurrency cap (the worker count) and a rate cap.
+"""When the next request may start: a load shape, a concurrency cap and a rate cap.
+
+Load shapes (`runner.arrival`): `closed` sends the next job as soon as a slot is free (and
+the rate cap allows); `constant` and `poisson` are open-loop arrivals at `runner.rate`, every
+job's intended send time computed up front (`arrival_offsets_s`, seeded), so a client that
+falls behind shows up as dispatch lateness instead of silently lowering the load.
 
 The rate cap uses asyncio-throttle over a short sliding window, polled by the single
 dispatcher task (never by every worker, which would burn CPU on wake-ups). It is a cap, not
-an arrival process: open-loop constant and Poisson arrivals belong to the load shapes.
+an arrival process, and is not used with the open-loop shapes.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from types import TracebackType
 
 from asyncio_throttle import Throttler
@@ -53,3 +59,30 @@ class NoCap(_Gate):
 
 def rate_cap(rate_per_s: float | None) -> RateCap | NoCap:
     return RateCap(rate_per_s) if rate_per_s else NoCap()
+
+
+ARRIVALS = ("closed", "constant", "poisson")
+
+
+def arrival_offsets_s(
+    arrival: str, rate_per_s: float | None, n: int, seed: int = 0
+) -> list[float] | None:
+    """Intended send time of each of `n` jobs, seconds after the run starts; None = closed.
+
+    Pure and seeded, so a run's load shape can be reproduced and tested without a clock.
+    Poisson: exponential gaps with mean 1/rate; the first job goes at 0.
+    """
+    if arrival == "closed":
+        return None
+    if arrival not in ARRIVALS:
+        raise ValueError(f"runner.arrival: expected one of {', '.join(ARRIVALS)}, got {arrival!r}")
+    if not rate_per_s or rate_per_s <= 0:
+        raise ValueError(f"runner.arrival={arrival} needs runner.rate > 0 (requests/s)")
+    if arrival == "constant":
+        return [i / rate_per_s for i in range(n)]
+    rng = random.Random(seed)
+    offsets, t = [], 0.0
+    for _ in range(n):
+        offsets.append(t)
+        t += rng.expovariate(rate_per_s)
+    return offsets

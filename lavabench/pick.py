@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from lavabench.analysis import accuracy_lower_bound, p90_upper_bound
+from lavabench.health import verdict_lines
 
 ALPHA = 0.05
 
@@ -208,3 +210,26 @@ def _describe(c: Candidate) -> str:
     if not math.isnan(c.e2e_p90_upper_s):
         text += f", E2E p90 <= {c.e2e_p90_upper_s:.3f} s"
     return text
+
+
+def verdict_gate(
+    infos: list[dict[str, Any]], run_names: list[str], *, allow_invalid: bool = False
+) -> tuple[list[str], str | None]:
+    """Each run's measurement verdict as lines, and why to refuse (exit 2), if so.
+
+    A decision gated on an `invalid` run would rest on the client's own latency: refuse
+    unless `--allow-invalid`. `suspect` runs are shown, not refused.
+    """
+    lines: list[str] = []
+    invalid: list[str] = []
+    for name, info in zip(run_names, infos, strict=True):
+        health = info.get("health")
+        lines += [f"{name}: {line}" for line in verdict_lines(health)]
+        if (health or {}).get("verdict", {}).get("status") == "invalid":
+            invalid.append(name)
+    if invalid and not allow_invalid:
+        return lines, (
+            f"refusing to pick on invalid measurement(s): {', '.join(invalid)} (causes above); "
+            "re-run with the remedies, or pass --allow-invalid"
+        )
+    return lines, None

@@ -117,6 +117,32 @@ class Record:
     content_chunks: int = _col("int32", "SSE chunks that carried answer text.", 0)
     reasoning_chunks: int = _col("int32", "SSE chunks that carried reasoning text.", 0)
 
+    tokens_per_chunk: float | None = _col(
+        "float64",
+        "completion_tokens / (content_chunks + reasoning_chunks). Above 1 the server packs "
+        "several tokens per chunk: the itl_* columns are then gaps between chunks, not tokens.",
+    )
+
+    # --- dispatch (load shape, first attempt) -------------------------------------------
+    intended_send_ns: int | None = _col(
+        "int64",
+        "When the load shape meant the request to go out, ns since run origin. Open loop "
+        "(`runner.arrival=constant|poisson`): the planned arrival. Closed loop: the moment a "
+        "concurrency slot and the rate cap let it go. Null for cached rows.",
+    )
+    dispatch_late_s: float | None = _col(
+        "float64",
+        "first_send_ns - intended_send_ns: how late the first attempt actually went out "
+        "(includes slot wait in the open loop).",
+    )
+    slot_wait_s: float | None = _col(
+        "float64", "Time the request waited for a free concurrency slot before its first attempt."
+    )
+    rate_wait_s: float | None = _col(
+        "float64",
+        "Time the request waited for a rate-cap token (`runner.rate`) before its first attempt.",
+    )
+
     # --- usage and cost (from the server's `usage`) ------------------------------------
     prompt_tokens: int | None = _col("int32", "usage.prompt_tokens (includes cached tokens).")
     completion_tokens: int | None = _col("int32", "usage.completion_tokens (includes reasoning).")
@@ -140,6 +166,11 @@ class Record:
     server_processing_s: float | None = _col("float64", "Server-reported processing time.")
     server_timing_source: str | None = _col(
         "string", "Where server timings came from: `perf_metrics` or `header`."
+    )
+    overhead_s: float | None = _col(
+        "float64",
+        "Client TTFT minus the server-reported TTFT (`ttft_s - server_ttft_s`): time spent "
+        "between client and provider (network, gateway, client lag); null without server TTFT.",
     )
     lava_request_id: str | None = _col("string", "`x-lava-request-id` response header.")
     response_id: str | None = _col("string", "The provider's completion id (`id`).")
@@ -215,7 +246,9 @@ def records_markdown() -> str:
         "",
         "- 1: first version.",
         "- 2: `grade_error` (grading failures keep the response), `response_cached`, `judge_*`,",
-        "  `retry_waits_s`, `failed_attempts_s` (every attempt's outcome is kept).",
+        "  `retry_waits_s`, `failed_attempts_s` (every attempt's outcome is kept),",
+        "  `overhead_s`, `tokens_per_chunk`, `intended_send_ns`, `dispatch_late_s`,",
+        "  `slot_wait_s`, `rate_wait_s` (measurement validity; see run.json `health`).",
         "",
     ]
     return "\n".join(lines)

@@ -26,7 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from lavabench.analysis import Runs, ecdf_points, model_table, prepare
-from lavabench.pick import PickResult, format_pick, pick_model
+from lavabench.pick import PickResult, format_pick, pick_model, verdict_gate
 
 GREY = "#b8b8b8"
 DPI = 110
@@ -257,18 +257,23 @@ def write_report(
     sim = " (simulated)" if runs.simulated else ""
     run_ids = [str(i.get("run_id", d.name)) for i, d in zip(runs.infos, run_dirs, strict=True)]
     shown = _display_table(table) if not table.empty else pd.DataFrame()
+    verdicts = "\n".join(verdict_gate(runs.infos, run_ids, allow_invalid=True)[0])
 
-    (out_dir / "summary.md").write_text(_markdown(run_ids, sim, decision_text, shown))
+    (out_dir / "summary.md").write_text(_markdown(run_ids, sim, decision_text, shown, verdicts))
     (out_dir / "summary.json").write_text(
         json.dumps(_summary_json(runs, run_ids, table, decision), indent=2, allow_nan=False) + "\n"
     )
     page = out_dir / "index.html"
-    page.write_text(_html(run_ids, sim, decision_text, shown, figures))
+    page.write_text(_html(run_ids, sim, decision_text, shown, figures, verdicts))
     return page
 
 
-def _markdown(run_ids: list[str], sim: str, decision: str, shown: pd.DataFrame) -> str:
+def _markdown(
+    run_ids: list[str], sim: str, decision: str, shown: pd.DataFrame, verdicts: str = ""
+) -> str:
     lines = [f"## lavabench report{sim}", "", f"Runs: {', '.join(run_ids)}", ""]
+    if verdicts:
+        lines += ["```", verdicts, "```", ""]
     lines += ["```", decision, "```", ""]
     if not shown.empty:
         lines.append("| " + " | ".join(shown.columns) + " |")
@@ -314,11 +319,14 @@ def _html(
     decision: str,
     shown: pd.DataFrame,
     figures: list[tuple[str, str, bytes]],
+    verdicts: str = "",
 ) -> str:
+    """The page; the runs' measurement verdicts sit in the header, under the title."""
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>lavabench report{html.escape(sim)}</title><style>{_CSS}</style></head><body>",
         f"<h1>lavabench report<span class='sim'>{html.escape(sim)}</span></h1>",
+        f"<pre id='verdict'>{html.escape(verdicts)}</pre>",
         f"<p>Runs: {html.escape(', '.join(run_ids))}. Accuracy intervals: Wilson 95% "
         "(item-cluster t when items were answered more than once). Cost: observed, exact. "
         "Failed requests count as wrong and as +inf latency.</p>",

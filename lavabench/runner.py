@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from lavabench.client import Attempt, WireRequest
 from lavabench.errors import FATAL_KINDS, GatewayError
-from lavabench.measure import build_record, cache_entry, record_from_cache
+from lavabench.measure import DispatchTimes, build_record, cache_entry, record_from_cache
 from lavabench.pacing import NoCap, RateCap
 from lavabench.plan import Job
 from lavabench.records import Record
@@ -37,6 +37,14 @@ class Sink(Protocol):
 
 class Observer(Protocol):
     def on_record(self, record: Record) -> None: ...
+
+
+class InFlightProbe(Protocol):
+    """Told when a job's task starts and ends (health.InFlight: time-weighted in-flight)."""
+
+    def started(self) -> None: ...
+
+    def finished(self) -> None: ...
 
 
 class Budget(Protocol):
@@ -87,6 +95,7 @@ class RunOutcome:
     budget_reached: bool = False
     circuit_open: dict[str, str] = field(default_factory=dict)  # model -> why
     skipped: dict[str, int] = field(default_factory=dict)  # model -> jobs not sent
+    health: dict[str, Any] | None = None  # run_command fills it: samplers' summary + verdict
 
     @property
     def stop_reason(self) -> str | None:
@@ -111,7 +120,13 @@ class Runner:
         budget: Budget | None = None,
         cache: ResponseCache | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock_ns: Callable[[], int] = time.perf_counter_ns,
+        arrivals_s: list[float] | None = None,
+        in_flight: InFlightProbe | None = None,
     ) -> None:
+        """`arrivals_s`: open-loop intended send offsets (pacing.arrival_offsets_s), one per
+        job; None = closed loop. `clock_ns`/`sleep` are injectable so that dispatch lateness
+        can be tested under a virtual clock; the client must stamp with the same clock."""
         if settings.concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         self._s = settings
@@ -124,12 +139,15 @@ class Runner:
         self._budget = budget
         self._cache = cache
         self._sleep = sleep
+        self._clock = clock_ns
+        self._arrivals = arrivals_s
+        self._in_flight_probe = in_flight
         self._failures_in_a_row: dict[str, int] = {}
         self._stop = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._crash: BaseException | None = None
         self.outcome = RunOutcome()
-        self.origin_ns = time.perf_counter_ns()
+        self.origin_ns = clock_ns()
 
     async def run(self, jobs: Iterable[Job]) -> RunOutcome:
         """Run every job (or until a fatal error); returns counts and the fatal error if any."""
@@ -141,10 +159,23 @@ class Runner:
         start = time.perf_counter()
         slots = asyncio.Semaphore(self._s.concurrency)
         pending = list(jobs)
+        arrivals = self._arrivals
+        if arrivals is not None and len(arrivals) < len(pending):
+            raise ValueError("arrivals_s: one intended send time per job is needed")
+        clock = self._clock
         issued = 0
         try:
-            for job in pending:
+            start_ns = clock()
+            for i, job in enumerate(pending):
+                intended_ns: int | None = None
+                if arrivals is not None:
+                    intended_ns = start_ns + round(arrivals[i] * 1e9)
+                    wait_ns = intended_ns - clock()
+                    if wait_ns > 0:
+                        await self._nap(wait_ns / 1e9)
+                t0 = clock()
                 await slots.acquire()
+                t1 = clock()
                 if self._stop.is_set():
                     break
                 if job.model.name in self.outcome.circuit_open:
@@ -162,16 +193,19 @@ class Runner:
                 if self._budget is not None and not await self._reserve(job):
                     self.outcome.budget_reached = True
                     break
+                t2 = clock()
                 async with self._rate:
                     pass
+                t3 = clock()
                 if self._stop.is_set():
                     break
-                task = asyncio.create_task(self._run_job(job, request))
+                if intended_ns is None:  # closed loop: due once a slot and the rate cap allow
+                    dispatch = DispatchTimes(t3, t1 - t0, t3 - t2)
+                else:  # open loop: waiting for a slot includes the queue ahead of this job
+                    dispatch = DispatchTimes(intended_ns, max(0, t1 - intended_ns), t3 - t2)
+                task = asyncio.create_task(self._run_job(job, request, dispatch))
                 issued += 1
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
-                task.add_done_callback(self._note_crash)
-                task.add_done_callback(lambda _t: slots.release())
+                self._track(task, slots)
             while self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
         finally:
@@ -184,6 +218,29 @@ class Runner:
         self.outcome.not_started = len(pending) - issued
         self.outcome.elapsed_s = time.perf_counter() - start
         return self.outcome
+
+    def _track(self, task: asyncio.Task[None], slots: asyncio.Semaphore) -> None:
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        task.add_done_callback(self._note_crash)
+        probe = self._in_flight_probe
+        if probe is not None:
+            probe.started()
+            task.add_done_callback(lambda _t: probe.finished())
+        task.add_done_callback(lambda _t: slots.release())
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep until the next open-loop arrival; a long wait still ends on interrupt."""
+        if seconds < 0.05:
+            await self._sleep(seconds)
+            return
+        nap = asyncio.ensure_future(self._sleep(seconds))
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({nap, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            stop.cancel()
 
     def interrupt(self) -> None:
         """SIGINT/SIGTERM: send nothing new, cancel what is in flight; finished rows stay."""
@@ -233,7 +290,7 @@ class Runner:
                 task.cancel()
                 self.outcome.cancelled_in_flight += 1
 
-    async def _run_job(self, job: Job, request: WireRequest) -> None:
+    async def _run_job(self, job: Job, request: WireRequest, dispatch: DispatchTimes) -> None:
         retry_reasons: list[str] = []
         retry_waits_s: list[float] = []
         failed_attempts_s: list[float] = []
@@ -274,6 +331,7 @@ class Runner:
             retry_waits_s=retry_waits_s,
             failed_attempts_s=failed_attempts_s,
             keep_text=self._s.keep_text,
+            dispatch=dispatch,
         )
         if record.error_message and self._s.secrets:
             record.error_message = redact_text(record.error_message, self._s.secrets)

@@ -145,6 +145,13 @@ class RecordWriter:
         self._raise_failed()
         self._pending.clear()
 
+    def add_metadata(self, key: str, value: str) -> None:
+        """Add `lavabench.<key>` to the final file's metadata: facts known only at the end of
+        the run (its health and verdict). Parts written earlier keep their metadata."""
+        meta = dict(self.schema.metadata or {})
+        meta[f"{METADATA_PREFIX}{key}".encode()] = value.encode()
+        self.schema = self.schema.with_metadata(meta)
+
     def close(self, *, finalize: bool = True) -> Path | None:
         """Flush everything; with `finalize`, merge the parts into records.parquet."""
         self.flush()

@@ -106,3 +106,19 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["pick", str(run), "--min-quality", "0.99"]) == 1
     assert "no model qualifies" in capsys.readouterr().out
     assert main(["pick", str(run), "--min-quality", "0.85", "--dataset", "other"]) == 1
+
+
+def test_pick_refuses_an_invalid_run_unless_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    rows = make_rows({"a": {"acc": 0.98, "pico": 1}}, items=200)
+    run = write_run(tmp_path / "run", rows, {"a": ("0.1", "0.2")})
+    info = json.loads((run / "run.json").read_text())
+    cause = {"severity": "invalid", "message": "event-loop lag p99 958 ms", "remedy": "lower c"}
+    info["health"] = {"verdict": {"status": "invalid", "causes": [cause]}}
+    (run / "run.json").write_text(json.dumps(info))
+    assert main(["pick", str(run), "--min-quality", "0.5"]) == 2
+    assert "invalid" in capsys.readouterr().err
+    assert main(["pick", str(run), "--min-quality", "0.5", "--allow-invalid"]) == 0

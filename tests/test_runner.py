@@ -201,9 +201,7 @@ def test_blocking_graders_run_off_the_event_loop() -> None:
         await asyncio.gather(
             ticker(), *(grade(j, r, "1") for j, r in zip(jobs, records, strict=True))
         )
-        return _time.perf_counter() - start, max(
-            b - a for a, b in itertools.pairwise(ticks)
-        )
+        return _time.perf_counter() - start, max(b - a for a, b in itertools.pairwise(ticks))
 
     elapsed, worst_gap = asyncio.run(go())
     assert elapsed < 0.55, elapsed  # two 0.3 s grades overlapped

@@ -54,7 +54,9 @@ def completion_record(
         "completion_tokens": c.completion_tokens,
         "cached_tokens": c.cached_tokens,
         "reasoning_tokens": c.reasoning_count,
-        "planned_ttft_s": c.ttft_s,
+        "planned_ttft_s": c.ttft_s,  # first chunk; excludes any gateway delay
+        "chunks": len(c.chunk_sizes) if c.chunk_sizes else c.completion_tokens,
+        "gateway_delay_s": 0.0,
         "planned_itl_s": c.itl_s,
         "sent_ttft_s": None,  # set by the connection when the first token is written
         "finish_reason": c.finish_reason,
@@ -79,6 +81,8 @@ def error_record(
         "cached_tokens": None,
         "reasoning_tokens": None,
         "planned_ttft_s": None,
+        "chunks": None,
+        "gateway_delay_s": None,
         "planned_itl_s": None,
         "sent_ttft_s": None,
         "finish_reason": None,

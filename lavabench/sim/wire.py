@@ -138,7 +138,9 @@ def stream_headers(c: Completion, extra: bytes, keep_alive: bool) -> bytes:
 
 
 def stream_events(c: Completion) -> tuple[bytes, list[bytes], bytes]:
-    """(role event, one event per token, closing events) of a streamed completion.
+    """(role event, one event per chunk, closing events) of a streamed completion.
+
+    A chunk is one token unless the model packs several (`Completion.chunk_sizes`).
 
     The closing events are the finish chunk (usage on it for `finish_chunk` models,
     perf_metrics when asked), a `choices: []` usage chunk when `include_usage` was set, and
@@ -151,8 +153,16 @@ def stream_events(c: Completion) -> tuple[bytes, list[bytes], bytes]:
     tokens = c.tokens
     split = c.reasoning_count if c.reasoning_in_field else 0
     ctails, rtails = _content_tails, _reasoning_tails
-    events = [prefix + _tail(t, rtails, _REASONING_KEY) for t in tokens[:split]]
-    events += [prefix + _tail(t, ctails, _CONTENT_KEY) for t in tokens[split:]]
+    if c.chunk_sizes:
+        events, start = [], 0
+        for size in c.chunk_sizes:
+            text = "".join(tokens[start : start + size])
+            key = _REASONING_KEY if start < split else _CONTENT_KEY
+            events.append(prefix + key + orjson.dumps(text) + _TOKEN_END)
+            start += size
+    else:
+        events = [prefix + _tail(t, rtails, _REASONING_KEY) for t in tokens[:split]]
+        events += [prefix + _tail(t, ctails, _CONTENT_KEY) for t in tokens[split:]]
     usage = usage_json(c)
     on_finish = usage if c.model.profile.usage_style == "finish_chunk" else b"null"
     finish = b'%b},"finish_reason":"%b"}],"usage":%b' % (
