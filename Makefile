@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
 
-.PHONY: setup demo test test-slow lint bench docs clean
+.PHONY: setup demo test test-slow lint bench docs clean nightly
 
 # Re-running is fast: the install only repeats when pyproject.toml changes.
 setup: $(STAMP)
@@ -39,3 +39,15 @@ clean:
 
 docs: setup
 	$(BIN)/python -c "from lavabench.records import records_markdown; print(records_markdown(), end='')" > docs/records.md
+
+# The nightly pipeline locally against the simulator: two runs (the second with glm-5 made
+# 30% slower), history, compare (exits 1: the injected regression), report.
+NIGHTLY := results/nightly-local
+nightly: setup
+	rm -rf $(NIGHTLY)
+	$(BIN)/lavabench run model=[gpt-oss-20b,glm-5] dataset.limit=60 results_dir=$(NIGHTLY) run_id=night-1 sim.seed=1
+	$(BIN)/lavabench history add $(NIGHTLY)/night-1 --dir $(NIGHTLY)/history
+	$(BIN)/lavabench run model=[gpt-oss-20b,glm-5] dataset.limit=60 results_dir=$(NIGHTLY) run_id=night-2 sim.seed=2 +sim.models.glm-5.latency_factor=1.3
+	-$(BIN)/lavabench compare --baseline 'history[:7]' --history-dir $(NIGHTLY)/history --current $(NIGHTLY)/night-2 --markdown $(NIGHTLY)/summary.md --json $(NIGHTLY)/compare.json
+	$(BIN)/lavabench history add $(NIGHTLY)/night-2 --dir $(NIGHTLY)/history
+	$(BIN)/lavabench report $(NIGHTLY)/night-2

@@ -33,9 +33,11 @@ def main() -> None:
     _run("bench_sim.py", "--duration", "5" if quick else "10")
     _run("bench_client.py", *(["--quick"] if quick else []))
     _run("bench_report.py")
+    _run("bench_compare.py")
     sim = json.loads((RESULTS / "sim.json").read_text())
     client = json.loads((RESULTS / "client.json").read_text())
     report = json.loads((RESULTS / "report.json").read_text())
+    compare = json.loads((RESULTS / "compare.json").read_text())
 
     lines = [
         "# lavabench benchmarks",
@@ -68,6 +70,20 @@ def main() -> None:
             f"{r['output_tokens_per_s']:,.0f} | {r['client_cpu_s_per_1k']:.3f} | "
             f"{r['client_cpu_share']:.2f} | {r['sim_cpu_share_upper']:.2f} |"
         )
+    cost = [r for r in client if r["kind"] == "health_cost"]
+    if cost:
+        lines += [
+            "",
+            "## What the health samplers cost (lag / CPU / in-flight; c=64, zero delays)",
+            "",
+            "| health sampler | requests | req/s | client CPU s / 1k req |",
+            "|---|---|---|---|",
+        ]
+        for r in cost:
+            lines.append(
+                f"| {'on' if r['health_sampler'] else 'off'} | {r['requests']} | "
+                f"{r['req_per_s']:,.0f} | {r['client_cpu_s_per_1k']:.3f} |"
+            )
     lines += [
         "",
         "## Timing truth (50 ms TTFT, 10 ms ITL)",
@@ -96,9 +112,27 @@ def main() -> None:
         f"{report['report_peak_rss_mb']:.0f} | {'yes' if report['ok'] else 'NO'} |",
         "",
     ]
+    aa, ttft = compare["aa"], compare["detect_ttft_p90_x1.2"]
+    acc = compare["detect_accuracy_minus5pt"]
+    lines += [
+        "",
+        f"## Regression gates (compare; {compare['gating_rows']} gating rows, Holm at family "
+        f"alpha {compare['family_alpha']})",
+        "",
+        "| check | comparisons | items or requests per model | rate | target |",
+        "|---|---|---|---|---|",
+        f"| A/A false alarms | {aa['comparisons']} | {aa['n']} | {aa['false_alarm_rate']:.1%} | <= 1% |",
+        f"| +20% p90 TTFT detected | {ttft['comparisons']} | 300 | {ttft['rate_at_n300']:.0%} | >= 95% |",
+        f"| -5 pt accuracy detected | {acc['comparisons']} | 1,319 | {acc['rate_at_n1319']:.0%} | >= 95% |",
+        f"| -5 pt accuracy detected | {acc['comparisons']} | 2,000 | {acc['rate_at_n2000']:.0%} | >= 95% |",
+        "",
+    ]
     (RESULTS / "latest.md").write_text("\n".join(lines))
     (RESULTS / "latest.json").write_text(
-        json.dumps({"simulator": sim, "client": client, "report": report}, indent=2) + "\n"
+        json.dumps(
+            {"simulator": sim, "client": client, "report": report, "compare": compare}, indent=2
+        )
+        + "\n"
     )
     print("\n".join(lines))
     print(f"\nwritten: {RESULTS / 'latest.md'}")

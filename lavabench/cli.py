@@ -41,6 +41,13 @@ commands:
                        figures, index.html, summary.md/json in <first RUN_DIR>/report/
   pick RUN_DIR --min-quality Q [--dataset D] [--max-p90-ttft S] [--max-p90-e2e S]
                        cheapest model that is good enough; exit 0 found, 1 none qualifies
+  history add RUN_DIR [--dir D] | history list [--dir D]
+                       append a run to the Parquet history (idempotent) / list its nights
+  compare --baseline (RUN_DIR|history[:N]) --current RUN_DIR [--markdown F] [--json F]
+                       regression gates (statistics.md); exit 1 regressed, 2 invalid run
+  reconcile RUN_DIR [--wait S] [--tolerance T]
+                       read back what Lava billed for the run ($LAVA_SECRET_KEY); exit 1 on
+                       mismatch or unmatched requests
   data pull NAME       fetch built-in dataset NAME (conf/dataset/NAME.yaml) into the cache
                        ($LAVABENCH_DATA_CACHE; copied from $LAVABENCH_DATA_MIRROR if set)
 """
@@ -65,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         "report": _cmd_report,
         "pick": _cmd_pick,
         "data": _cmd_data,
+        "history": _cmd_history,
+        "compare": _cmd_compare,
+        "reconcile": _cmd_reconcile,
     }
     if command not in commands:
         print(f"lavabench: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
@@ -271,7 +281,7 @@ def _cmd_report(args: list[str]) -> int:
 
 def _cmd_pick(args: list[str]) -> int:
     from lavabench.analysis import cost_table, prepare, read_runs
-    from lavabench.pick import format_pick, pick_model
+    from lavabench.pick import format_pick, pick_model, verdict_gate
 
     parser = argparse.ArgumentParser(prog="lavabench pick")
     parser.add_argument("run_dirs", type=Path, nargs="+")
@@ -279,8 +289,19 @@ def _cmd_pick(args: list[str]) -> int:
     parser.add_argument("--dataset", default=None)
     parser.add_argument("--max-p90-ttft", type=float, default=None, help="seconds")
     parser.add_argument("--max-p90-e2e", type=float, default=None, help="seconds")
+    parser.add_argument(
+        "--allow-invalid", action="store_true", help="decide even on a run whose verdict is invalid"
+    )
     opts = parser.parse_args(args)
-    prepared = prepare(read_runs(opts.run_dirs).rows)
+    runs = read_runs(opts.run_dirs)
+    lines, refuse = verdict_gate(
+        runs.infos, [d.name for d in opts.run_dirs], allow_invalid=opts.allow_invalid
+    )
+    print("\n".join(lines))
+    if refuse:
+        print(f"lavabench: error: {refuse}", file=sys.stderr)
+        return EXIT_ERROR
+    prepared = prepare(runs.rows)
     if opts.dataset is not None:
         prepared = prepared[prepared["dataset"] == opts.dataset]
     result = pick_model(
@@ -318,6 +339,94 @@ def _cmd_data(args: list[str]) -> int:
     for path in pull(source, cache_dir=opts.cache_dir):
         print(path)
     return 0
+
+
+# --- history, compare, reconcile -------------------------------------------------------------
+
+
+def _cmd_history(args: list[str]) -> int:
+    """`history add RUN_DIR` / `history list`: the nightly Parquet dataset (lavabench/history.py)."""
+    from lavabench.history import add_run, history_runs
+
+    parser = argparse.ArgumentParser(prog="lavabench history")
+    parser.add_argument("action", choices=["add", "list"])
+    parser.add_argument("run_dirs", type=Path, nargs="*")
+    parser.add_argument("--dir", type=Path, default=Path("results/history"))
+    opts = parser.parse_args(args)
+    if opts.action == "list":
+        print(history_runs(opts.dir).to_string(index=False))
+        return 0
+    if not opts.run_dirs:
+        parser.error("history add needs RUN_DIR")
+    for run_dir in opts.run_dirs:
+        files = add_run(run_dir, opts.dir)
+        print(f"{run_dir}: {len(files)} partition file(s) in {opts.dir}")
+    return 0
+
+
+def _cmd_compare(args: list[str]) -> int:
+    """Baseline vs current with the gates of statistics.md; exit 1 when a gating row regressed."""
+    from lavabench.compare import compare, load_compare_config
+    from lavabench.compare_output import load_baseline, load_run, to_json, to_markdown
+
+    parser = argparse.ArgumentParser(prog="lavabench compare")
+    parser.add_argument("--baseline", required=True, help="RUN_DIR, history or history[:N]")
+    parser.add_argument("--current", required=True, type=Path)
+    parser.add_argument("--history-dir", type=Path, default=Path("results/history"))
+    parser.add_argument("--config", type=Path, default=CONF_DIR / "compare.yaml")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write (append) here")
+    parser.add_argument("--json", type=Path, default=None, help="write the JSON here")
+    parser.add_argument("--allow-invalid", action="store_true")
+    opts = parser.parse_args(args)
+    config = load_compare_config(opts.config)
+    current = load_run(opts.current)
+    baseline = load_baseline(opts.baseline, opts.history_dir, tuple(current.verdicts))
+    verdicts = {**baseline.verdicts, **current.verdicts}
+    invalid = [run for run, v in verdicts.items() if v == "invalid"]
+    if invalid and not opts.allow_invalid:
+        print(
+            f"lavabench: compare refused: run(s) {', '.join(invalid)} have measurement verdict "
+            "'invalid' (see run.json health); fix the setup or pass --allow-invalid",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    result = compare(
+        baseline.rows,
+        current.rows,
+        config,
+        baseline_label=baseline.label,
+        current_label=current.label,
+        verdicts=verdicts,
+    )
+    markdown = to_markdown(result)
+    print(markdown)
+    if opts.markdown is not None:
+        with opts.markdown.open("a") as fh:
+            fh.write(markdown)
+    if opts.json is not None:
+        opts.json.write_text(to_json(result))
+    return result.exit_code
+
+
+def _cmd_reconcile(args: list[str]) -> int:
+    """Read back Lava's billing records for a run and match them to ours (reconcile.py)."""
+    from lavabench.reconcile import format_reconcile, reconcile_run
+
+    parser = argparse.ArgumentParser(prog="lavabench reconcile")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--base-url", default=None, help="gateway URL (default: run.json)")
+    parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for pending")
+    parser.add_argument("--tolerance", type=float, default=0.01, help="relative cost tolerance")
+    opts = parser.parse_args(args)
+    report = reconcile_run(
+        opts.run_dir,
+        secret_key=os.environ.get("LAVA_SECRET_KEY", ""),
+        base_url=opts.base_url,
+        wait_s=opts.wait,
+        tolerance=opts.tolerance,
+    )
+    print(format_reconcile(report))
+    return 0 if report["ok"] else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from lavabench.client import Timeouts
 from lavabench.endpoints import EndpointSettings
 from lavabench.errors import ConfigError
+from lavabench.health import HealthThresholds
+from lavabench.pacing import ARRIVALS
 from lavabench.retry import RetryPolicy
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -27,7 +29,9 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 @dataclass
 class RunnerConf:
     concurrency: int = 16
-    rate: float | None = None  # requests/s cap; null = only the concurrency cap
+    rate: float | None = None  # requests/s: a cap (closed loop) or the arrival rate (open)
+    arrival: str = "closed"  # closed | constant | poisson (open loop at `rate`)
+    arrival_seed: int = 0  # seeds the Poisson arrivals
     repeats: int = 1
     warmup_requests: int = 0  # per model, flagged and excluded from statistics
     dry_run: bool = False  # print the plan and cost bounds, send nothing
@@ -44,6 +48,11 @@ class RunnerConf:
         checks = [
             (self.concurrency >= 1, "runner.concurrency must be >= 1"),
             (self.rate is None or self.rate > 0, "runner.rate must be > 0 or null"),
+            (self.arrival in ARRIVALS, f"runner.arrival must be one of {', '.join(ARRIVALS)}"),
+            (
+                self.arrival == "closed" or self.rate is not None,
+                f"runner.arrival={self.arrival} needs runner.rate (requests/s)",
+            ),
             (self.repeats >= 1, "runner.repeats must be >= 1"),
             (self.warmup_requests >= 0, "runner.warmup_requests must be >= 0"),
             (self.max_tokens >= 1, "runner.max_tokens must be >= 1"),
@@ -74,6 +83,17 @@ class RecordsConf:
 
 
 @dataclass
+class HealthConf(HealthThresholds):
+    """`health.*`: thresholds of the measurement verdict (defaults and reasons: README)."""
+
+    def __post_init__(self) -> None:
+        try:
+            super().__post_init__()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+
+
+@dataclass
 class CacheConf:
     """Response cache for quality evaluation: identical requests reuse a stored answer.
 
@@ -82,6 +102,14 @@ class CacheConf:
 
     enabled: bool = False
     path: str = "results/.cache/responses.sqlite"
+
+
+@dataclass
+class HistoryConf:
+    """Nightly history: `history.enabled=true` appends the run to a hive-partitioned dataset."""
+
+    enabled: bool = False
+    dir: str = "results/history"
 
 
 @dataclass
@@ -116,6 +144,8 @@ class LavabenchConf:
     runner: RunnerConf = field(default_factory=RunnerConf)
     records: RecordsConf = field(default_factory=RecordsConf)
     cache: CacheConf = field(default_factory=CacheConf)
+    history: HistoryConf = field(default_factory=HistoryConf)
+    health: HealthConf = field(default_factory=HealthConf)
 
 
 def register_schemas() -> None:

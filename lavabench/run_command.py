@@ -37,9 +37,10 @@ from lavabench.display import RunProgress, print_summary
 from lavabench.endpoints import Endpoint, resolve_endpoint
 from lavabench.errors import ConfigError, StoreError
 from lavabench.grading import Grade, check_grader
+from lavabench.health import HealthMonitor, verdict, verdict_lines
+from lavabench.history import add_run
 from lavabench.judge import GRADER_NAME as JUDGE_GRADER
 from lavabench.judge import Judge, judge_options
-from lavabench.health import HealthMonitor, verdict, verdict_lines
 from lavabench.pacing import NoCap, arrival_offsets_s, rate_cap
 from lavabench.plan import Job, plan_jobs
 from lavabench.records import SCHEMA_VERSION, Record
@@ -138,6 +139,9 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
         print(f"lavabench: error: {store_error}", file=sys.stderr)
         return EXIT_ERROR
     _print_end(run_dir, run_id, records_path, p, outcome, secrets)
+    if p.conf.history.enabled and not outcome.interrupted:
+        history_dir = Path(p.conf.history.dir)
+        print(f"history: {len(add_run(run_dir, history_dir))} file(s) in {history_dir}")
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_STOPPED if outcome.fatal is not None or outcome.budget_reached else 0

@@ -139,6 +139,8 @@ def judge_item(text: str, seed: int) -> Item | None:
         difficulty=unit(seed, "judge", text) * 0.5,
         format="judge",
     )
+
+
 _GENERIC_STEMS = {"test", "dev", "val", "train", "data", "input_data", "validation"}
 
 

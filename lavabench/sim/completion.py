@@ -9,10 +9,15 @@ the gap before token i > 0 is (1 / tokens_per_s) * latency_scale * exp(jitter * 
 draws come from a Random seeded by hashing (seed, model, request body), so the same request
 gets the same timing in any worker. Times are rounded to microseconds so that the decimal
 text in headers and JSON equals the logged float.
+
+Chunking (`tokens_per_chunk` N > 1, streams only): tokens are packed N per chunk (reasoning and
+answer never share one); a chunk goes out when its last token is ready, so `ttft_s` is the
+first chunk's time and `itl_s` holds the gaps between chunks (tokens/s is unchanged).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,6 +65,7 @@ class Completion:
     perf_metrics: bool
     correct: bool | None
     item_id: str | None
+    chunk_sizes: tuple[int, ...] = ()  # tokens per streamed chunk; () = one token each
 
     @property
     def completion_tokens(self) -> int:
@@ -118,6 +124,13 @@ class Planner:
             tokens = tokens[: req.max_tokens]
             finish_reason = "length"
         ttft_s, itl_s = self._timing(entry, body, len(tokens))
+        reasoning_count = min(reasoning_count, len(tokens))
+        per_chunk = self._settings.tokens_per_chunk or profile.tokens_per_chunk
+        sizes: tuple[int, ...] = ()
+        if per_chunk > 1 and req.stream and tokens:
+            split = reasoning_count if entry.reasoning_style == "field" else 0
+            sizes = chunk_sizes(split, len(tokens), per_chunk)
+            ttft_s, itl_s = chunk_timing(ttft_s, itl_s, sizes)
         cached = None
         if profile.reports_cached_tokens:
             cached = req.prefix_tokens // CACHE_BLOCK_TOKENS * CACHE_BLOCK_TOKENS
@@ -126,7 +139,7 @@ class Planner:
             model=entry,
             created=now,
             tokens=tokens,
-            reasoning_count=min(reasoning_count, len(tokens)),
+            reasoning_count=reasoning_count,
             finish_reason=finish_reason,
             prompt_tokens=req.prompt_tokens,
             cached_tokens=cached,
@@ -137,13 +150,15 @@ class Planner:
             perf_metrics=req.perf_metrics,
             correct=correct,
             item_id=item.id if item is not None else None,
+            chunk_sizes=sizes,
         )
 
     def _timing(self, entry: ModelEntry, body: bytes, n_tokens: int) -> tuple[float, list[float]]:
         gaps = max(n_tokens - 1, 0)
         if self._settings.zero_delays:
             return 0.0, [0.0] * gaps
-        profile, scale = entry.profile, self._settings.latency_scale
+        profile = entry.profile
+        scale = self._settings.latency_scale * profile.latency_factor
         ttft = profile.ttft_s * scale
         itl = scale / profile.tokens_per_s
         sigma = profile.jitter
@@ -153,6 +168,30 @@ class Planner:
         exp = math.exp
         ttft_j = round(ttft * exp(sigma * draw(0.0, 1.0)), 6)
         return ttft_j, [round(itl * exp(sigma * draw(0.0, 1.0)), 6) for _ in range(gaps)]
+
+
+def chunk_sizes(split: int, n_tokens: int, per_chunk: int) -> tuple[int, ...]:
+    """Tokens per chunk: `per_chunk` at a time, reasoning [0, split) and answer apart."""
+    sizes: list[int] = []
+    for length in (split, n_tokens - split):
+        full, rest = divmod(length, per_chunk)
+        sizes += [per_chunk] * full + ([rest] if rest else [])
+    return tuple(sizes)
+
+
+def chunk_timing(
+    ttft_s: float, itl_s: list[float], sizes: tuple[int, ...]
+) -> tuple[float, list[float]]:
+    """Per-token plan -> per-chunk plan: each chunk is due when its last token is."""
+    due, dues, token = ttft_s, [], 0
+    for size in sizes:
+        for gap in itl_s[token : token + size - 1]:
+            due += gap
+        dues.append(due)
+        token += size
+        if token - 1 < len(itl_s):
+            due += itl_s[token - 1]
+    return round(dues[0], 6), [round(b - a, 6) for a, b in itertools.pairwise(dues)]
 
 
 def _with_reasoning(seed: int, entry: ModelEntry, content: list[str]) -> tuple[list[str], int]:

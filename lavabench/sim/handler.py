@@ -5,11 +5,17 @@
                                            every response, errors included
     POST /inference/v1/chat/completions    Fireworks called directly: any non-empty bearer
     GET  /healthz                          200 "ok"
+    GET  /v1/requests[/{id}]               Lava's billing read-back of what was served (billing.py)
     anything else                          404
 
 A chat request goes parse -> model lookup -> plan (completion.py) -> render. `_render` is the
 one place where a planned completion becomes bytes and times, so a fault policy (429, 5xx,
 a cut stream) decides there, with the plan in hand, and nothing upstream changes.
+
+`gateway_delay_s` (forward path, successful responses) models the gateway's own overhead: the
+whole response starts that much later, while the reported server timings (headers,
+perf_metrics) stay the provider's, so a client's `ttft - server ttft` should show it. With a
+delay the headers go out with the first chunk, as from a proxy waiting on the provider.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import orjson
 
 from lavabench.sim import wire
 from lavabench.sim.answers import AnswerKey
+from lavabench.sim.billing import LIST_PATH, BillingStore
 from lavabench.sim.completion import Completion, ModelEntry, Planner, model_table
 from lavabench.sim.eventlog import EventLog, completion_record, error_record
 from lavabench.sim.faults import (
@@ -115,6 +122,7 @@ class SimApp:
     settings: SimSettings
     models: dict[str, ModelEntry]
     key: AnswerKey | None
+    catalog: Mapping[str, Mapping[str, Any]] | None = None  # prices for the billing read-back
 
 
 def build_app(settings: SimSettings, catalog: Mapping[str, Mapping[str, Any]]) -> SimApp:
@@ -123,7 +131,7 @@ def build_app(settings: SimSettings, catalog: Mapping[str, Mapping[str, Any]]) -
     if not models:
         raise ValueError("catalog: no models; the simulator needs at least one")
     key = AnswerKey.load(settings.answer_keys, settings.seed) if settings.answer_keys else None
-    return SimApp(settings, models, key)
+    return SimApp(settings, models, key, catalog)
 
 
 class Handler:
@@ -134,10 +142,12 @@ class Handler:
         self._planner = Planner(app.settings, app.key)
         self._credentials = CredentialCheck(app.settings.require_secret_key)
         self._zero = app.settings.zero_delays
+        self._gateway_delay_s = app.settings.gateway_delay_s
         self._ids = RequestIds()
         self._log = log
         self._fault_settings = app.settings.faults
         self._faults = FaultPicker(app.settings.faults)
+        self._billing = BillingStore(app.settings.billing, app.catalog)
 
     def handle(self, req: Request) -> Response:
         """Route one request."""
@@ -149,6 +159,10 @@ class Handler:
                 return self._fireworks(req)
         elif path == HEALTH_PATH and req.method == b"GET":
             return self._plain(req, 200, b"ok")
+        elif req.method == b"GET" and path.startswith(LIST_PATH):  # billing read-back
+            status, body = self._billing.serve(path, req.query)
+            data = wire.full_response(status, wire.JSON_TYPE, body, b"", req.keep_alive)
+            return Response(data, None, None, req.keep_alive)
         return self._plain(req, 404, b"not found")
 
     def _plain(self, req: Request, status: int, body: bytes) -> Response:
@@ -215,30 +229,45 @@ class Handler:
         fault = self._faults.pick(req.body, c.model.name)
         if fault is not None:
             return self._render_fault(req, c, fault, extra, path, lava_id)
+        self._billing.record(
+            lava_id, c.model.name, c.model.wire_id, c.completion_id,
+            c.prompt_tokens, c.completion_tokens, req.metadata,
+        )  # fmt: skip
         record = completion_record(c, path, lava_id) if self._log.enabled else None
         keep_alive = req.keep_alive
+        delay = self._gateway_delay_s if path == "forward" else 0.0
+        if record is not None and delay:
+            record["gateway_delay_s"] = delay
+        start = req.received_at + delay
         if not c.stream:
             headers = wire.completion_headers(c) + extra
             data = wire.full_response(
                 200, wire.JSON_TYPE, wire.completion_body(c), headers, keep_alive
             )
-            if self._zero:
+            if self._zero and not delay:
                 return Response(data, None, record, keep_alive)
-            return Response(b"", [(req.received_at + c.processing_s, data)], record, keep_alive)
+            due = start + (0.0 if self._zero else c.processing_s)
+            return Response(b"", [(due, data)], record, keep_alive)
         headers = wire.stream_headers(c, extra, keep_alive)
         role, events, closing = wire.stream_events(c)
         if self._zero:
             body = wire.http_chunk(role + b"".join(events) + closing) + wire.LAST_CHUNK
+            if delay:
+                return Response(b"", [(start, headers + body)], record, keep_alive)
             return Response(headers + body, None, record, keep_alive)
         chunk = wire.http_chunk
-        due = req.received_at + c.ttft_s
-        parts = [(due, chunk(events[0]))]
+        due = start + c.ttft_s
+        if delay:  # nothing leaves before the delay is over: headers ride with the first chunk
+            parts = [(due, headers + chunk(role) + chunk(events[0]))]
+            headers, role = b"", b""
+        else:
+            parts = [(due, chunk(events[0]))]
         for gap, event in zip(c.itl_s, events[1:], strict=True):
             due += gap
             parts.append((due, chunk(event)))
         last_due, last = parts[-1]
         parts[-1] = (last_due, last + chunk(closing) + wire.LAST_CHUNK)
-        return Response(headers + chunk(role), parts, record, keep_alive)
+        return Response(headers + (chunk(role) if role else b""), parts, record, keep_alive)
 
     def _render_fault(
         self, req: Request, c: Completion, fault: str, extra: bytes, path: str, lava_id: str | None

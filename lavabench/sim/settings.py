@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from lavabench.sim.billing import BillingSettings, billing_settings_from_mapping
 from lavabench.sim.faults import FaultSettings, fault_settings_from_mapping
 
 USAGE_STYLES = ("finish_chunk", "include_usage_only")
@@ -36,13 +37,19 @@ class ModelProfile:
     reasoning_tokens: int = 16
     default_output_tokens: int = 32
     reports_cached_tokens: bool = True
+    tokens_per_chunk: int = 1  # tokens packed into each streamed chunk (usage still counts tokens)
+    # regression injection (nightly tests): multiplies this model's TTFT and inter-token gaps;
+    # added to its skill (every dataset), clamped to [0, 1]
+    latency_factor: float = 1.0
+    skill_shift: float = 0.0
     # per-dataset skill overrides, keyed by the answer key's dataset label (sim/answers.py
     # dataset_label: "gsm8k", "mmlu", "demo-arith", ...); `skill` applies elsewhere
     dataset_skill: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def skill_for(self, dataset: str) -> float:
         """The skill this model has on `dataset` (its override, else `skill`)."""
-        return self.dataset_skill.get(dataset, self.skill)
+        base = self.dataset_skill.get(dataset, self.skill)
+        return min(1.0, max(0.0, base + self.skill_shift))
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,12 @@ class SimSettings:
     answer_keys: tuple[str, ...] = ()
     require_secret_key: str | None = None
     log_path: str | None = None
+    # forward path only: added before the response starts, never in the reported server timings
+    gateway_delay_s: float = 0.0
+    tokens_per_chunk: int | None = None  # set: every model packs this many tokens per chunk
     models: dict[str, ModelProfile] = field(default_factory=dict)
     faults: FaultSettings = field(default_factory=FaultSettings)
+    billing: BillingSettings = field(default_factory=BillingSettings)
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any]) -> SimSettings:
@@ -102,10 +113,16 @@ def from_mapping(d: Mapping[str, Any]) -> SimSettings:
         values["require_secret_key"] = _opt_str(d["require_secret_key"], "sim.require_secret_key")
     if "log_path" in d:
         values["log_path"] = _opt_str(d["log_path"], "sim.log_path")
+    if "gateway_delay_s" in d:
+        values["gateway_delay_s"] = _float(d["gateway_delay_s"], "sim.gateway_delay_s", 0.0)
+    if d.get("tokens_per_chunk") is not None:
+        values["tokens_per_chunk"] = _int(d["tokens_per_chunk"], "sim.tokens_per_chunk", 1)
     if "models" in d:
         values["models"] = _profiles(d["models"])
     if "faults" in d:
         values["faults"] = fault_settings_from_mapping(d["faults"])
+    if "billing" in d:
+        values["billing"] = billing_settings_from_mapping(d["billing"])
     return replace(base, **values)
 
 
@@ -151,6 +168,14 @@ def _profile(raw: Any, where: str) -> ModelProfile:
         v["reports_cached_tokens"] = _bool(
             raw["reports_cached_tokens"], f"{where}.reports_cached_tokens"
         )
+    if "tokens_per_chunk" in raw:
+        v["tokens_per_chunk"] = _int(raw["tokens_per_chunk"], f"{where}.tokens_per_chunk", 1)
+    if "latency_factor" in raw:
+        v["latency_factor"] = _float(
+            raw["latency_factor"], f"{where}.latency_factor", positive=True
+        )
+    if "skill_shift" in raw:
+        v["skill_shift"] = _float(raw["skill_shift"], f"{where}.skill_shift", -1.0, 1.0)
     if raw.get("dataset_skill") is not None:
         per = raw["dataset_skill"]
         if not isinstance(per, Mapping):
