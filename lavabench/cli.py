@@ -263,6 +263,10 @@ def _cmd_report(args: list[str]) -> int:
     parser.add_argument("--min-quality", type=float, default=0.85)
     parser.add_argument("--max-p90-ttft", type=float, default=None)
     parser.add_argument("--max-p90-e2e", type=float, default=None)
+    parser.add_argument(
+        "--history", type=Path, nargs="?", const=Path("results/history"), default=None,
+        help="add nightly trend figures from this history (default results/history)",
+    )  # fmt: skip
     opts = parser.parse_args(args)
     run_dirs = list(opts.run_dirs) or ([_latest_run_dir(opts.results)] if opts.latest else [])
     if not run_dirs:
@@ -274,6 +278,7 @@ def _cmd_report(args: list[str]) -> int:
         min_quality=opts.min_quality,
         max_p90_ttft_s=opts.max_p90_ttft,
         max_p90_e2e_s=opts.max_p90_e2e,
+        history_dir=opts.history,
     )
     print(page)
     return 0

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from lavabench.analysis import Runs, ecdf_points, model_table, prepare
 from lavabench.pick import PickResult, format_pick, pick_model, verdict_gate
+from lavabench.report_trends import draw_trends
 
 GREY = "#b8b8b8"
 DPI = 110
@@ -117,11 +118,17 @@ def _bars(ax: Axes, models: list[str], values: Any, colors: dict[str, Any], labe
 
 
 def draw_figures(
-    runs: Runs, prepared: pd.DataFrame, table: pd.DataFrame, out_dir: Path
+    runs: Runs,
+    prepared: pd.DataFrame,
+    table: pd.DataFrame,
+    out_dir: Path,
+    history_dir: Path | None = None,
 ) -> list[tuple[str, str, bytes]]:
     """All figures of the report, written as PNG and SVG; returns (name, title, png)."""
     figs = _Figures(out_dir, runs.simulated)
     colors = model_colors(list(table["model"]))
+    if history_dir is not None:  # `report --history`: nightly trends first
+        draw_trends(history_dir, figs, colors)
     datasets = sorted(str(d) for d in prepared["dataset"].dropna().unique())
     scope = datasets[0] if len(datasets) == 1 else "all datasets"
     _quality_vs_price(figs, table, colors, "usd_per_1k_items", "quality_vs_price",
@@ -245,14 +252,17 @@ def write_report(
     min_quality: float = 0.85,
     max_p90_ttft_s: float | None = None,
     max_p90_e2e_s: float | None = None,
+    history_dir: Path | None = None,
 ) -> Path:
-    """Write index.html, figures (PNG+SVG), summary.md and summary.json; return index.html."""
+    """Write index.html, figures (PNG+SVG), summary.md and summary.json; return index.html.
+
+    With `history_dir`, the page also shows per-model trends over the nightly history."""
     out_dir.mkdir(parents=True, exist_ok=True)
     prepared = prepare(runs.rows)
     table = model_table(runs, prepared=prepared)
     decision = pick_model(prepared, table, min_quality=min_quality,
                           max_p90_ttft_s=max_p90_ttft_s, max_p90_e2e_s=max_p90_e2e_s)  # fmt: skip
-    figures = draw_figures(runs, prepared, table, out_dir) if not table.empty else []
+    figures = draw_figures(runs, prepared, table, out_dir, history_dir) if not table.empty else []
     decision_text = format_pick(decision)
     sim = " (simulated)" if runs.simulated else ""
     run_ids = [str(i.get("run_id", d.name)) for i, d in zip(runs.infos, run_dirs, strict=True)]

@@ -72,3 +72,29 @@ def test_run_with_history_enabled_appends_itself(tmp_path) -> None:
     table = read_history(history)
     assert sorted(set(table["model"])) == ["glm-5", "gpt-oss-20b"]
     assert len(table) == 10
+
+
+def test_report_history_draws_trends_with_a_baseline_band(two_runs: Path, tmp_path: Path) -> None:
+    from lavabench.history import add_run, read_history
+    from lavabench.report_trends import trend_table, with_baseline_band
+
+    third = run_cli(["run", "model=[gpt-oss-20b,glm-5]", "dataset.limit=6",
+                     f"results_dir={tmp_path}", "run_id=n3", "sim.seed=3",
+                     "sim.zero_delays=true"])  # fmt: skip
+    assert third.returncode == 0, third.stderr
+    history = tmp_path / "history"
+    for run in (two_runs / "n1", two_runs / "n2", tmp_path / "n3"):
+        add_run(run, history)
+    trends = with_baseline_band(trend_table(read_history(history)))
+    assert len(trends) == 6 and set(trends["model"]) == {"gpt-oss-20b", "glm-5"}
+    last = trends.sort_values("night").groupby("model").tail(1)
+    first = trends.sort_values("night").groupby("model").head(1)
+    assert last["ttft_p50_s_lo"].notna().all() and last["accuracy_hi"].notna().all()
+    assert first["ttft_p50_s_lo"].isna().all()  # no earlier nights: no band
+    assert (trends["cost_per_item_usd"] > 0).all() and trends["accuracy"].between(0, 1).all()
+
+    proc = run_cli(["report", str(tmp_path / "n3"), "--history", str(history)])
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "n3" / "report"
+    assert (out / "trends.png").stat().st_size > 10_000 and (out / "trends.svg").exists()
+    assert "Nightly trends" in (out / "index.html").read_text()
