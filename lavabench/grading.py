@@ -21,7 +21,8 @@ from typing import Any, Protocol, TypeVar
 from lavabench.errors import ConfigError, DatasetError
 from lavabench.graders import choice, code, ifeval, jsonfmt, mathans, regex
 from lavabench.graders.base import Grade
-from lavabench.graders.text import final_answer_text, strip_reasoning
+from lavabench.graders.options import check_options
+from lavabench.graders.text import final_answer_text, matching_brace, strip_reasoning
 
 
 class Grader(Protocol):
@@ -139,15 +140,8 @@ def _line_after(text: str, start: int) -> str:
 
 def _braced(text: str, start: int) -> str:
     """Content of the brace group whose "{" is just before `start` (nesting allowed)."""
-    depth = 1
-    for i in range(start, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start:i]
-    return text[start:]
+    end = matching_brace(text, start)
+    return text[start:end] if end >= 0 else text[start:]
 
 
 def _marker_segments(text: str) -> list[tuple[int, str]]:
@@ -200,37 +194,13 @@ def extract_answer(text: str) -> str | None:
 # --- options -----------------------------------------------------------------------------
 
 
-def _check_options(grader: str, options: Mapping[str, Any], known: Mapping[str, type]) -> None:
-    if not isinstance(options, Mapping):
-        raise ConfigError(
-            f"dataset.grader_options: expected a mapping for grader {grader!r}, "
-            f"got {type(options).__name__}"
-        )
-    for key, value in options.items():
-        if key not in known:
-            raise ConfigError(
-                f"dataset.grader_options.{key}: unknown option for grader {grader!r}; "
-                f"known options: {', '.join(known) or '(none)'}"
-            )
-        expected = known[key]
-        if expected is bool:
-            ok = isinstance(value, bool)
-        else:
-            ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-        if not ok:
-            what = "true or false" if expected is bool else "a number >= 0"
-            raise ConfigError(
-                f"dataset.grader_options.{key}: must be {what} for grader {grader!r}, got {value!r}"
-            )
-
-
 def _tolerance(options: Mapping[str, Any], key: str, default: float) -> Fraction:
     return Fraction(options.get(key, default))
 
 
 # --- graders -----------------------------------------------------------------------------
 
-_NUMERIC_OPTIONS = {"abs_tol": float, "rel_tol": float}
+_NUMERIC_OPTIONS: dict[str, tuple[type, ...]] = {"abs_tol": (int, float), "rel_tol": (int, float)}
 
 
 @register("numeric")
@@ -241,7 +211,7 @@ def numeric(response_text: str, reference: str | None, options: Mapping[str, Any
     math.isclose. A reference without a number is a DatasetError: the item cannot be graded
     numerically, and silently marking every answer wrong would hide that.
     """
-    _check_options("numeric", options, _NUMERIC_OPTIONS)
+    check_options("numeric", options, _NUMERIC_OPTIONS)
     value = extract_number(response_text)
     extracted = None if value is None else format_number(value)
     if reference is None:
@@ -261,11 +231,11 @@ def numeric(response_text: str, reference: str | None, options: Mapping[str, Any
     return Grade(correct=correct, score=1.0 if correct else 0.0, extracted=extracted)
 
 
-_EXACT_OPTIONS = {
-    "case_insensitive": bool,
-    "collapse_whitespace": bool,
-    "final_answer": bool,
-    "option_letters": bool,
+_EXACT_OPTIONS: dict[str, tuple[type, ...]] = {
+    "case_insensitive": (bool,),
+    "collapse_whitespace": (bool,),
+    "final_answer": (bool,),
+    "option_letters": (bool,),
 }
 _PAREN_LETTER = re.compile(r"^\([A-Z]\)$")
 _LEADING_LETTER = re.compile(r"^\(?([A-Z])\)?(?:[.:]?\s.*)?$", re.DOTALL)
@@ -291,7 +261,7 @@ def exact(response_text: str, reference: str | None, options: Mapping[str, Any])
     convention) and `option_letters` (when the reference is "(B)", a stated "B" or "B) ..."
     counts as "(B)").
     """
-    _check_options("exact", options, _EXACT_OPTIONS)
+    check_options("exact", options, _EXACT_OPTIONS)
     if options.get("final_answer", False):
         extracted = _normalise_exact(final_answer_text(response_text), options)
     else:

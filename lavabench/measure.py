@@ -55,6 +55,26 @@ def _float(value: Any) -> float | None:
         return None
 
 
+def _identity(
+    job: Job, *, run_id: str, endpoint: str, max_tokens: int, stream: bool
+) -> dict[str, Any]:
+    """The fields that say which work item a row is, for measured and cached rows alike."""
+    return {
+        "run_id": run_id,
+        "job_id": job.job_id,
+        "endpoint": endpoint,
+        "model": job.model.name,
+        "model_id": job.model.id,
+        "dataset": job.prompt.dataset,
+        "item_id": job.prompt.item_id,
+        "repeat": job.repeat,
+        "is_warmup": job.is_warmup,
+        "prompt_sha256": job.prompt.prompt_sha256,
+        "stream": stream,
+        "max_tokens": max_tokens,
+    }
+
+
 def build_record(
     job: Job,
     attempt: Attempt,
@@ -74,18 +94,7 @@ def build_record(
 ) -> Record:
     """Everything but the grade, which the runner adds once the answer text is known."""
     rec = Record(
-        run_id=run_id,
-        job_id=job.job_id,
-        endpoint=endpoint,
-        model=job.model.name,
-        model_id=job.model.id,
-        dataset=job.prompt.dataset,
-        item_id=job.prompt.item_id,
-        repeat=job.repeat,
-        is_warmup=job.is_warmup,
-        prompt_sha256=job.prompt.prompt_sha256,
-        stream=stream,
-        max_tokens=max_tokens,
+        **_identity(job, run_id=run_id, endpoint=endpoint, max_tokens=max_tokens, stream=stream),
         status="ok" if attempt.ok else "error",
         http_status=attempt.http_status,
         attempts=attempts,
@@ -220,18 +229,7 @@ def record_from_cache(
 ) -> Record:
     """A row for a reused answer: marked, tokens kept, no timings and no cost (none spent)."""
     rec = Record(
-        run_id=run_id,
-        job_id=job.job_id,
-        endpoint=endpoint,
-        model=job.model.name,
-        model_id=job.model.id,
-        dataset=job.prompt.dataset,
-        item_id=job.prompt.item_id,
-        repeat=job.repeat,
-        is_warmup=job.is_warmup,
-        prompt_sha256=job.prompt.prompt_sha256,
-        stream=stream,
-        max_tokens=max_tokens,
+        **_identity(job, run_id=run_id, endpoint=endpoint, max_tokens=max_tokens, stream=stream),
         status="ok",
         attempts=0,
         response_cached=True,
