@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
 	@touch $(STAMP)
 
 # Several catalog models x the demo dataset against the built-in simulator.
@@ -20,7 +20,7 @@ demo: setup
 	$(BIN)/lavabench report --latest
 
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow or ray"
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow

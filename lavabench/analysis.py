@@ -9,6 +9,7 @@ Everything is vectorised over rows; Python loops run over models, never over req
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -165,7 +166,7 @@ def read_columns(run_dir: Path | str, columns: list[str] | None = None) -> pa.Ta
     return pa.concat_tables(tables)
 
 
-def read_runs(run_dirs: list[Path | str] | Path | str) -> Runs:
+def read_runs(run_dirs: Sequence[Path | str] | Path | str) -> Runs:
     """Several runs as one DataFrame (categorical strings) plus their run.json contents."""
     dirs = [run_dirs] if isinstance(run_dirs, str | Path) else list(run_dirs)
     frames, infos = [], []
@@ -486,3 +487,17 @@ def model_table(
     )
     out["model"] = out["model"].astype(str)
     return out.sort_values("usd_per_1k_items", kind="stable").reset_index(drop=True)
+
+
+def cell_table(runs: Runs, prepared: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per model x dataset: `model_table` within each dataset, with its name.
+
+    What a sweep over models and datasets fills in; the frontier flags are per dataset."""
+    df = prepare(runs.rows) if prepared is None else prepared
+    datasets = sorted(str(d) for d in df["dataset"].dropna().unique())
+    tables = [model_table(runs, dataset=d, prepared=df).assign(dataset=d) for d in datasets]
+    tables = [t for t in tables if not t.empty]
+    if not tables:
+        return pd.DataFrame()
+    out = pd.concat(tables, ignore_index=True)
+    return out[["dataset", *[c for c in out.columns if c != "dataset"]]]

@@ -26,8 +26,10 @@ from lavabench.catalog import catalog_from_mapping
 from lavabench.config import CONF_DIR, plain, register_schemas
 from lavabench.display import print_summary
 from lavabench.errors import ConfigError, LavabenchError, StoreError
+from lavabench.manifest import expand_run_dirs, format_manifest, is_sweep_dir, sweep_exit_code
 from lavabench.run_command import EXIT_ERROR, catalog_for_sim, resolve_data_path, run_benchmark
 from lavabench.store import read_records
+from lavabench.sweep import last_manifest, run_job
 
 USAGE = """usage: lavabench COMMAND [ARGS]
 
@@ -103,18 +105,34 @@ def _cmd_run(overrides: list[str]) -> int:
         _hydra_run()
     finally:
         sys.argv = saved_argv
+    manifest = last_manifest()
+    if manifest:  # a sweep: its jobs may have run in other processes; the manifest knows
+        print(format_manifest(manifest))
+        print(f"manifest: {manifest['path']}")
+        print(f"report:   lavabench report {Path(manifest['path']).parent}")
+        return sweep_exit_code(manifest)
     return _exit_code
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def _hydra_run(cfg: DictConfig) -> None:
+def _hydra_run(cfg: DictConfig) -> int:
+    """One run, or one job of a sweep (then wrapped so a failure is reported, not raised)."""
     global _exit_code
-    try:
-        code = run_benchmark(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except LavabenchError as exc:
-        print(f"lavabench: error: {exc}", file=sys.stderr)
-        code = EXIT_ERROR
+    from hydra.types import RunMode
+
+    hydra_conf = HydraConfig.get()
+    run_dir = Path(hydra_conf.runtime.output_dir)
+    if hydra_conf.mode == RunMode.MULTIRUN:
+        overrides = list(hydra_conf.overrides.task)
+        code = run_job(run_dir, hydra_conf.job.num, overrides, lambda: run_benchmark(cfg, run_dir))
+    else:
+        try:
+            code = run_benchmark(cfg, run_dir)
+        except LavabenchError as exc:
+            print(f"lavabench: error: {exc}", file=sys.stderr)
+            code = EXIT_ERROR
     _exit_code = max(_exit_code, code)
+    return code
 
 
 # --- sim, summary, models ----------------------------------------------------------------
@@ -214,7 +232,8 @@ def _cmd_summary(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="lavabench summary")
     parser.add_argument("run_dir", type=Path)
     opts = parser.parse_args(args)
-    print_summary(per_model_summary(read_records(opts.run_dir)), title=str(opts.run_dir))
+    for run_dir in expand_run_dirs([opts.run_dir]):
+        print_summary(per_model_summary(read_records(run_dir)), title=str(run_dir))
     return 0
 
 
@@ -235,17 +254,20 @@ def _cmd_models(overrides: list[str]) -> int:
 
 
 def _latest_run_dir(results: Path) -> Path:
-    """The newest run directory under results/ that has records (final file or parts)."""
+    """The newest run (or sweep) directory under results/ that has records."""
     runs = [
         d
         for d in results.iterdir()
-        if d.is_dir() and ((d / "records.parquet").exists() or (d / "records.parts").is_dir())
+        if d.is_dir() and ((d / "records.parquet").exists() or (d / "records.parts").is_dir()
+                           or is_sweep_dir(d))
     ] if results.is_dir() else []  # fmt: skip
     if not runs:
         raise ConfigError(f"no run with records under {results}")
 
     # The records' own mtime: writing report/ into a run directory must not make it "newest".
     def written(d: Path) -> float:
+        if is_sweep_dir(d):
+            return (d / "manifest.json").stat().st_mtime
         records = d / "records.parquet"
         return (records if records.exists() else d / "records.parts").stat().st_mtime
 
@@ -272,9 +294,9 @@ def _cmd_report(args: list[str]) -> int:
     if not run_dirs:
         parser.error("give RUN_DIR ... or --latest")
     page = write_report(
-        read_runs(run_dirs),
+        read_runs(expand_run_dirs(run_dirs)),
         run_dirs[0] / "report",
-        run_dirs=run_dirs,
+        run_dirs=expand_run_dirs(run_dirs),
         min_quality=opts.min_quality,
         max_p90_ttft_s=opts.max_p90_ttft,
         max_p90_e2e_s=opts.max_p90_e2e,
@@ -298,9 +320,10 @@ def _cmd_pick(args: list[str]) -> int:
         "--allow-invalid", action="store_true", help="decide even on a run whose verdict is invalid"
     )
     opts = parser.parse_args(args)
-    runs = read_runs(opts.run_dirs)
+    run_dirs = expand_run_dirs(opts.run_dirs)
+    runs = read_runs(run_dirs)
     lines, refuse = verdict_gate(
-        runs.infos, [d.name for d in opts.run_dirs], allow_invalid=opts.allow_invalid
+        runs.infos, [str(d) for d in run_dirs], allow_invalid=opts.allow_invalid
     )
     print("\n".join(lines))
     if refuse:
@@ -363,7 +386,7 @@ def _cmd_history(args: list[str]) -> int:
         return 0
     if not opts.run_dirs:
         parser.error("history add needs RUN_DIR")
-    for run_dir in opts.run_dirs:
+    for run_dir in expand_run_dirs(opts.run_dirs):
         files = add_run(run_dir, opts.dir)
         print(f"{run_dir}: {len(files)} partition file(s) in {opts.dir}")
     return 0

@@ -18,6 +18,7 @@ from lavabench.analysis import read_runs
 from lavabench.compare import CompareResult, Row
 from lavabench.errors import ConfigError
 from lavabench.history import read_history, run_verdict
+from lavabench.manifest import expand_run_dirs, is_sweep_dir
 
 HISTORY_SPEC = re.compile(r"^history(?:\[:(\d+)\])?$")
 
@@ -31,17 +32,29 @@ class Side:
     verdicts: dict[str, str | None]
 
 
+_VERDICT_ORDER = {None: 0, "valid": 1, "suspect": 2, "invalid": 3}
+
+
 def load_run(run_dir: Path | str) -> Side:
-    """A run directory's rows (with run_started_at so nights can be ordered)."""
-    runs = read_runs([run_dir])
-    info = runs.infos[0]
+    """A run directory's rows (with run_started_at so nights can be ordered).
+
+    A sweep directory is one run: every job's rows under the sweep's id, its earliest start,
+    and its worst measurement verdict (one invalid job makes the sweep invalid to gate on).
+    """
+    runs = read_runs(expand_run_dirs([run_dir]))
     rows = runs.rows.copy()
     for c in ("run_id", "model", "dataset", "item_id", "dataset_sha256", "status", "error_type"):
         if c in rows:
             rows[c] = rows[c].astype("string").astype(object)
-    rows["run_started_at"] = str(info.get("started_at") or "")
-    run_id = str(info.get("run_id") or Path(run_dir).name)
-    return Side(rows, f"run {run_id}", {run_id: run_verdict(info)})
+    started = min(str(info.get("started_at") or "") for info in runs.infos)
+    rows["run_started_at"] = started
+    verdict = max((run_verdict(i) for i in runs.infos), key=lambda v: _VERDICT_ORDER.get(v, 0))
+    if is_sweep_dir(run_dir):
+        run_id = Path(run_dir).name
+        rows["run_id"] = run_id
+        return Side(rows, f"sweep {run_id}", {run_id: verdict})
+    run_id = str(runs.infos[0].get("run_id") or Path(run_dir).name)
+    return Side(rows, f"run {run_id}", {run_id: verdict})
 
 
 def load_baseline(spec: str, history_dir: Path | str, exclude_run_ids: tuple[str, ...]) -> Side:

@@ -113,6 +113,33 @@ class HistoryConf:
 
 
 @dataclass
+class LimitsConf:
+    """`limits.*`: the account's limits, shared by every job of a sweep (lavabench.limiter).
+
+    Set for a sweep, the launching process serves them to all jobs; set for one run, that
+    run serves them to itself. `address` joins a limiter that is already running (another
+    sweep's, or `lavabench limiter`), so several sweeps can share one account's limits.
+    """
+
+    rate: float | None = None  # requests/s summed over every job running at once
+    budget_usd: float | None = None  # USD over the whole sweep (with the judge's requests)
+    host: str = "127.0.0.1"  # where a sweep's limiter listens; 0.0.0.0 for other machines
+    address: str | None = None  # host:port of a running limiter to use instead
+
+    def __post_init__(self) -> None:
+        if self.rate is not None and self.rate <= 0:
+            raise ConfigError("limits.rate must be > 0 requests/s or null")
+        if self.budget_usd is not None and self.budget_usd <= 0:
+            raise ConfigError("limits.budget_usd must be > 0 or null")
+        if self.address is not None and ":" not in self.address:
+            raise ConfigError(f"limits.address={self.address}: expected host:port")
+
+    @property
+    def any(self) -> bool:
+        return self.rate is not None or self.budget_usd is not None or self.address is not None
+
+
+@dataclass
 class ModelConf:
     id: str | None = None
     input_usd_per_mtok: Any = MISSING
@@ -146,6 +173,7 @@ class LavabenchConf:
     cache: CacheConf = field(default_factory=CacheConf)
     history: HistoryConf = field(default_factory=HistoryConf)
     health: HealthConf = field(default_factory=HealthConf)
+    limits: LimitsConf = field(default_factory=LimitsConf)
 
 
 def register_schemas() -> None:
@@ -155,6 +183,14 @@ def register_schemas() -> None:
     OmegaConf.register_new_resolver(
         "lb_or", lambda value, default: default if value is None else value, replace=True
     )
+    # `${lb_slug:${model}}`: a model selection as one path segment (a list joins with +)
+    OmegaConf.register_new_resolver("lb_slug", _slug, replace=True)
+
+
+def _slug(value: Any) -> str:
+    if isinstance(value, list | tuple) or OmegaConf.is_list(value):
+        return "+".join(str(v) for v in value)
+    return str(value)
 
 
 def load_config(cfg: DictConfig) -> LavabenchConf:

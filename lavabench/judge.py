@@ -28,6 +28,7 @@ from lavabench.catalog import Catalog, Model, cost_pico_usd
 from lavabench.client import HttpClient, Timeouts, WireRequest
 from lavabench.endpoints import Endpoint
 from lavabench.errors import ConfigError
+from lavabench.pacing import Gate, NoCap
 from lavabench.plan import Job
 from lavabench.records import Record
 from lavabench.retry import RetryPolicy, decide
@@ -119,6 +120,11 @@ class Judge:
         self._endpoint: Endpoint | None = None
         self._run_id = ""
         self._retry = RetryPolicy()
+        self._gate: Gate = NoCap()
+
+    def pace_with(self, gate: Gate) -> None:
+        """Judge requests count against the account's shared rate limit too (a sweep's)."""
+        self._gate = gate
 
     def bind(self, endpoint: Endpoint, run_id: str, retry: RetryPolicy) -> None:
         """Where judge requests go; called once the run's endpoint is resolved."""
@@ -152,6 +158,8 @@ class Judge:
             attempt_no = 0
             while True:
                 attempt_no += 1
+                async with self._gate:
+                    pass
                 attempt = await client.send(request)
                 if attempt.error is None:
                     break

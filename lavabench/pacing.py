@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 
 from asyncio_throttle import Throttler
@@ -21,7 +22,7 @@ from asyncio_throttle import Throttler
 _MIN_WINDOW_S = 0.05
 
 
-class _Gate:
+class Gate:
     """`async with gate:` waits until a request may start; leaving it does nothing."""
 
     async def __aenter__(self) -> None:
@@ -36,7 +37,7 @@ class _Gate:
         return None
 
 
-class RateCap(_Gate):
+class RateCap(Gate):
     """At most `rate` starts per second, measured over windows of >= 50 ms."""
 
     def __init__(self, rate_per_s: float) -> None:
@@ -53,12 +54,27 @@ class RateCap(_Gate):
         await self._throttler.acquire()
 
 
-class NoCap(_Gate):
+class NoCap(Gate):
     """No rate limit: only the concurrency cap applies."""
 
 
 def rate_cap(rate_per_s: float | None) -> RateCap | NoCap:
     return RateCap(rate_per_s) if rate_per_s else NoCap()
+
+
+class AllGates(Gate):
+    """Passes when every gate has: the run's own cap, then the sweep's shared schedule.
+
+    The shared gate goes last so that a permit from the account-wide schedule is used at
+    once, not spent while this run waits on its own cap."""
+
+    def __init__(self, *gates: AbstractAsyncContextManager[None]) -> None:
+        self._gates = gates
+
+    async def __aenter__(self) -> None:
+        for gate in self._gates:
+            async with gate:
+                pass
 
 
 ARRIVALS = ("closed", "constant", "poisson")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _col(arrow: str, doc: str, default: Any = None) -> Any:
@@ -204,6 +204,23 @@ class Record:
         False,
     )
 
+    # --- limits in force when the request was sent ---------------------------------------
+    limit_run_rate_rps: float | None = _col(
+        "float64", "`runner.rate` as a cap on this run (closed loop); null for none."
+    )
+    limit_run_budget_usd: float | None = _col(
+        "float64", "`runner.budget_usd`: this run's own spending limit; null for none."
+    )
+    limit_shared_rate_rps: float | None = _col(
+        "float64",
+        "`limits.rate`: the account-wide request rate shared by every job of the sweep "
+        "(through the sweep's limiter); null for none.",
+    )
+    limit_shared_budget_usd: float | None = _col(
+        "float64",
+        "`limits.budget_usd`: the budget shared by every job of the sweep; null for none.",
+    )
+
 
 RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))
 
@@ -224,7 +241,9 @@ def records_markdown() -> str:
         "",
         "Files: `results/<run_id>/records.parquet` (and, while a run is going or after a crash,",
         "`records.parts/part-*.parquet`). Read them with `lavabench.store.read_records(run_dir)`,",
-        "which fills columns missing from older schema versions with nulls.",
+        "which fills columns missing from older schema versions with nulls. A sweep",
+        "(`lavabench run -m`) keeps one such run directory per job, as hive partitions:",
+        "`results/sweep-<stamp>/model=<m>/dataset=<d>/job=<n>/records.parquet`.",
         "",
         "Conventions: `_s` seconds, `_ns` integer nanoseconds; `*_ns` stamps are",
         "`time.perf_counter_ns()` since the run's origin (monotonic; compare within a run only).",
@@ -249,6 +268,9 @@ def records_markdown() -> str:
         "  `retry_waits_s`, `failed_attempts_s` (every attempt's outcome is kept),",
         "  `overhead_s`, `tokens_per_chunk`, `intended_send_ns`, `dispatch_late_s`,",
         "  `slot_wait_s`, `rate_wait_s` (measurement validity; see run.json `health`).",
+        "- 3: `limit_run_rate_rps`, `limit_run_budget_usd`, `limit_shared_rate_rps`,",
+        "  `limit_shared_budget_usd`: the limits each request was sent under (sweeps share",
+        "  the account's rate and budget across jobs).",
         "",
     ]
     return "\n".join(lines)

@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from lavabench.analysis import Runs, ecdf_points, model_table, prepare
+from lavabench.analysis import Runs, cell_table, ecdf_points, model_table, prepare
 from lavabench.pick import PickResult, format_pick, pick_model, verdict_gate
 from lavabench.report_trends import draw_trends
 
@@ -190,6 +190,7 @@ def draw_figures(
 
 
 _TABLE_COLUMNS = {
+    "dataset": "dataset",  # only in the model x dataset table
     "model": "model",
     "requests": "requests",
     "accuracy": "accuracy",
@@ -260,6 +261,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     prepared = prepare(runs.rows)
     table = model_table(runs, prepared=prepared)
+    cells = cell_table(runs, prepared=prepared)
     decision = pick_model(prepared, table, min_quality=min_quality,
                           max_p90_ttft_s=max_p90_ttft_s, max_p90_e2e_s=max_p90_e2e_s)  # fmt: skip
     figures = draw_figures(runs, prepared, table, out_dir, history_dir) if not table.empty else []
@@ -269,9 +271,14 @@ def write_report(
     shown = _display_table(table) if not table.empty else pd.DataFrame()
     verdicts = "\n".join(verdict_gate(runs.infos, run_ids, allow_invalid=True)[0])
 
-    (out_dir / "summary.md").write_text(_markdown(run_ids, sim, decision_text, shown, verdicts))
+    several_datasets = not cells.empty and cells["dataset"].nunique() > 1
+    cells_shown = _display_table(cells) if several_datasets else None
+    (out_dir / "summary.md").write_text(
+        _markdown(run_ids, sim, decision_text, shown, verdicts, cells_shown)
+    )
     (out_dir / "summary.json").write_text(
-        json.dumps(_summary_json(runs, run_ids, table, decision), indent=2, allow_nan=False) + "\n"
+        json.dumps(_summary_json(runs, run_ids, table, cells, decision), indent=2, allow_nan=False)
+        + "\n"
     )
     page = out_dir / "index.html"
     page.write_text(_html(run_ids, sim, decision_text, shown, figures, verdicts))
@@ -279,21 +286,35 @@ def write_report(
 
 
 def _markdown(
-    run_ids: list[str], sim: str, decision: str, shown: pd.DataFrame, verdicts: str = ""
+    run_ids: list[str],
+    sim: str,
+    decision: str,
+    shown: pd.DataFrame,
+    verdicts: str = "",
+    cells_shown: pd.DataFrame | None = None,
 ) -> str:
     lines = [f"## lavabench report{sim}", "", f"Runs: {', '.join(run_ids)}", ""]
     if verdicts:
         lines += ["```", verdicts, "```", ""]
     lines += ["```", decision, "```", ""]
-    if not shown.empty:
-        lines.append("| " + " | ".join(shown.columns) + " |")
-        lines.append("|" + "---|" * len(shown.columns))
-        lines += ["| " + " | ".join(row) + " |" for row in shown.itertuples(index=False)]
+    lines += _markdown_table(shown)
+    if cells_shown is not None and not cells_shown.empty:
+        lines += ["", "### Per model x dataset", "", *_markdown_table(cells_shown)]
     return "\n".join(lines) + "\n"
 
 
+def _markdown_table(shown: pd.DataFrame) -> list[str]:
+    if shown.empty:
+        return []
+    return [
+        "| " + " | ".join(shown.columns) + " |",
+        "|" + "---|" * len(shown.columns),
+        *("| " + " | ".join(row) + " |" for row in shown.itertuples(index=False)),
+    ]
+
+
 def _summary_json(
-    runs: Runs, run_ids: list[str], table: pd.DataFrame, decision: PickResult
+    runs: Runs, run_ids: list[str], table: pd.DataFrame, cells: pd.DataFrame, decision: PickResult
 ) -> dict[str, Any]:
     pick, runner_up = decision.pick, decision.runner_up
     return _jsonable(
@@ -310,6 +331,7 @@ def _summary_json(
                 "candidates": [asdict(c) for c in decision.candidates],
             },
             "models": table.to_dict(orient="records"),
+            "cells": cells.to_dict(orient="records"),  # model x dataset
         }
     )
 

@@ -41,7 +41,8 @@ from lavabench.health import HealthMonitor, verdict, verdict_lines
 from lavabench.history import add_run
 from lavabench.judge import GRADER_NAME as JUDGE_GRADER
 from lavabench.judge import Judge, judge_options
-from lavabench.pacing import NoCap, arrival_offsets_s, rate_cap
+from lavabench.limits import StampLimits, limiter_for_run, run_limits
+from lavabench.pacing import arrival_offsets_s
 from lavabench.plan import Job, plan_jobs
 from lavabench.records import SCHEMA_VERSION, Record
 from lavabench.redaction import redact_mapping, redact_text
@@ -107,12 +108,22 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
         _print_plan(p, run_id)
         return 0
     guard = _budget_guard(p)
-    with _endpoint_for_run(p.conf, cfg, p.catalog, p.spec) as endpoint:
+    with (
+        _endpoint_for_run(p.conf, cfg, p.catalog, p.spec) as endpoint,
+        limiter_for_run(p.conf, cfg, _sweep_dir()) as limiter_address,
+    ):
         secrets = [endpoint.credential] if endpoint.credential else []
         if p.judge is not None:
             p.judge.bind(endpoint, run_id, p.conf.runner.retry)
         _redact_logs(secrets)
         metadata = _run_metadata(p, cfg, run_id, endpoint, secrets, previous)
+        metadata["limits"] = {
+            "run_rate_per_s": p.conf.runner.rate if p.conf.runner.arrival == "closed" else None,
+            "run_budget_usd": p.conf.runner.budget_usd,
+            "shared_limiter": limiter_address,
+            "shared_rate_per_s": p.conf.limits.rate,
+            "shared_budget_usd": p.conf.limits.budget_usd,
+        }
         writer = RecordWriter(
             run_dir,
             metadata={"run": json.dumps(metadata, sort_keys=True, default=str)},
@@ -123,7 +134,7 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
         log.info("run %s: %d requests to %s -> %s", run_id, len(p.jobs), endpoint.kind, run_dir)
         outcome, status, store_error = RunOutcome(), "failed", None
         try:
-            outcome = _run_loop(p, run_id, endpoint, writer, guard, secrets)
+            outcome = _run_loop(p, run_id, endpoint, writer, guard, secrets, limiter_address)
             status = _status(outcome)
         except StoreError as exc:
             store_error = exc
@@ -173,10 +184,17 @@ def prepare(cfg: DictConfig) -> Prepared:
 
 
 def _run_id(run_dir: Path) -> str:
+    """A run's directory name; a sweep job's `<sweep id>-j<job number>`."""
+    sweep_dir = _sweep_dir()
+    return run_dir.name if sweep_dir is None else f"{sweep_dir.name}-j{HydraConfig.get().job.num}"
+
+
+def _sweep_dir() -> Path | None:
+    """The sweep directory when this run is a job of `lavabench run -m`, else None."""
     from hydra.types import RunMode
 
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-    return f"{run_dir.parent.name}-{run_dir.name}" if multirun else run_dir.name
+    hydra_conf = HydraConfig.get()
+    return Path(hydra_conf.sweep.dir) if hydra_conf.mode == RunMode.MULTIRUN else None
 
 
 def _resume(run_dir: Path, p: Prepared) -> tuple[dict[str, Any], list[Job]]:
@@ -257,10 +275,14 @@ def _budget_guard(p: Prepared) -> SpendGuard | None:
 def _endpoint_for_run(
     conf: LavabenchConf, cfg: DictConfig, catalog: Catalog, spec: DatasetSpec
 ) -> Iterator[Endpoint]:
-    """Resolve credentials first; for endpoint=sim also start (and later stop) the simulator."""
+    """Resolve credentials first; for endpoint=sim also start (and later stop) the simulator,
+    unless `endpoint.base_url` names one already running (one simulator for a whole sweep)."""
     settings = conf.endpoint
     if settings.kind != "sim":
         yield resolve_endpoint(settings, os.environ)
+        return
+    if settings.base_url:
+        yield resolve_endpoint(settings, os.environ, base_url=settings.base_url)
         return
     from lavabench.sim.process import running_simulator
 
@@ -295,6 +317,7 @@ def _run_loop(
     writer: RecordWriter,
     guard: SpendGuard | None,
     secrets: list[str],
+    limiter_address: str | None = None,
 ) -> RunOutcome:
     conf = p.conf
     settings = RunSettings(
@@ -319,6 +342,9 @@ def _run_loop(
     monitor = HealthMonitor(conf.health)
 
     async def go() -> RunOutcome:
+        gate, budget, shared, stamp = await run_limits(
+            conf, limiter_address, guard, p.judge, uses_rate_cap=arrivals is None
+        )
         client = HttpClient(max_connections=conf.runner.concurrency, timeouts=conf.runner.timeouts)
         loop = asyncio.get_running_loop()
         try:
@@ -327,11 +353,11 @@ def _run_loop(
                     settings,
                     client=client,
                     make_request=_request_factory(conf, endpoint, run_id),
-                    sink=writer,
-                    rate=NoCap() if arrivals is not None else rate_cap(r.rate),
+                    sink=StampLimits(writer, stamp),
+                    rate=gate,
                     grade=p.grade,
                     observer=monitor.tap(progress),
-                    budget=guard,
+                    budget=budget,
                     cache=cache,
                     arrivals_s=arrivals,
                     in_flight=monitor.in_flight,
@@ -361,6 +387,8 @@ def _run_loop(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await client.aclose()
+            if shared is not None:
+                await shared.aclose()
             if cache is not None:
                 cache.close()
 
@@ -494,6 +522,7 @@ def _final_info(
         "circuit_open": {m: redact_text(why, secrets) for m, why in outcome.circuit_open.items()},
         "skipped_by_circuit_breaker": outcome.skipped,
         "elapsed_s": round(outcome.elapsed_s, 3),
+        "clock_origin_ns": outcome.clock_origin_ns,
         "store_error": None if store_error is None else str(store_error),
         "verdict": (outcome.health or {}).get("verdict", {}).get("status"),
         "health": outcome.health,

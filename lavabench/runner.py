@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 from lavabench.client import Attempt, WireRequest
 from lavabench.errors import FATAL_KINDS, GatewayError
 from lavabench.measure import DispatchTimes, build_record, cache_entry, record_from_cache
-from lavabench.pacing import NoCap, RateCap
+from lavabench.pacing import Gate
 from lavabench.plan import Job
 from lavabench.records import Record
 from lavabench.redaction import redact_text
@@ -48,9 +49,11 @@ class InFlightProbe(Protocol):
 
 
 class Budget(Protocol):
-    """Spending guard: room is reserved for a job's worst case before it is sent."""
+    """Spending guard: room is reserved for a job's worst case before it is sent.
 
-    def reserve(self, job: Job) -> bool: ...
+    `reserve` may be a coroutine: a sweep's shared budget asks the sweep's limiter."""
+
+    def reserve(self, job: Job) -> bool | Awaitable[bool]: ...
 
     def settle(self, job: Job, record: Record) -> None: ...
 
@@ -90,6 +93,10 @@ class RunOutcome:
     not_started: int = 0
     cancelled_in_flight: int = 0
     elapsed_s: float = 0.0
+    # The run's clock origin (perf_counter_ns, i.e. CLOCK_MONOTONIC on Linux): every `*_ns`
+    # stamp is relative to it, so rows of runs on one machine (a sweep's parallel jobs, a
+    # run's workers) share one timeline once this is added back.
+    clock_origin_ns: int = 0
     fatal: GatewayError | None = None
     interrupted: bool = False
     budget_reached: bool = False
@@ -114,7 +121,7 @@ class Runner:
         client: Client,
         make_request: RequestFactory,
         sink: Sink,
-        rate: RateCap | NoCap,
+        rate: Gate,
         grade: Grader | None = None,
         observer: Observer | None = None,
         budget: Budget | None = None,
@@ -146,8 +153,8 @@ class Runner:
         self._stop = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._crash: BaseException | None = None
-        self.outcome = RunOutcome()
         self.origin_ns = clock_ns()
+        self.outcome = RunOutcome(clock_origin_ns=self.origin_ns)
 
     async def run(self, jobs: Iterable[Job]) -> RunOutcome:
         """Run every job (or until a fatal error); returns counts and the fatal error if any."""
@@ -251,7 +258,7 @@ class Runner:
     async def _reserve(self, job: Job) -> bool:
         """Room in the budget for this job's worst case, waiting for in-flight jobs to settle."""
         assert self._budget is not None
-        while not self._budget.reserve(job):
+        while not await _resolve(self._budget.reserve(job)):
             if not self._in_flight:
                 return False
             await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
@@ -364,3 +371,7 @@ class Runner:
                 f"paused after {failures} consecutive failures; last: "
                 f"{record.error_type}: {record.error_message}"
             )
+
+
+async def _resolve(value: bool | Awaitable[bool]) -> bool:
+    return await value if inspect.isawaitable(value) else bool(value)

@@ -11,9 +11,11 @@ real cost when it ends, so actual spend never passes the budget while the estima
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from lavabench.catalog import Model, cost_pico_usd
 from lavabench.plan import Job
@@ -70,7 +72,7 @@ class SpendGuard:
     _held: dict[str, int] = field(default_factory=dict)
 
     def reserve(self, job: Job) -> bool:
-        _lower, upper = cost_bounds_pico(job.model, job_prompt_tokens(job), self.max_tokens)
+        upper = request_upper_pico(job, self.max_tokens)
         if self.spent_pico + self.reserved_pico + upper > self.budget_pico:
             return False
         self._held[job.job_id] = upper
@@ -80,8 +82,51 @@ class SpendGuard:
     def settle(self, job: Job, record: Record) -> None:
         held = self._held.pop(job.job_id, 0)
         self.reserved_pico -= held
-        if record.cost_pico_usd is not None:
-            self.spent_pico += record.cost_pico_usd
-        elif record.http_status == 200:
-            self.spent_pico += held  # a broken stream may still be billed: assume the worst
-        self.spent_pico += record.judge_cost_pico_usd or 0  # judge requests are billed too
+        self.spent_pico += settled_cost_pico(record, held)
+
+    def release(self, job: Job) -> None:
+        """Give back a reservation for a job that will not be sent after all."""
+        self.reserved_pico -= self._held.pop(job.job_id, 0)
+
+
+def request_upper_pico(job: Job, max_tokens: int) -> int:
+    """The most one request of `job` can cost: what a budget reserves before sending it."""
+    return cost_bounds_pico(job.model, job_prompt_tokens(job), max_tokens)[1]
+
+
+def settled_cost_pico(record: Record, held_pico: int) -> int:
+    """What a finished request counts against a budget: its exact cost; for a stream cut
+    after a 200 (which may still be billed) the worst case held for it; plus the judge's."""
+    if record.cost_pico_usd is not None:
+        cost = record.cost_pico_usd
+    elif record.http_status == 200:
+        cost = held_pico
+    else:
+        cost = 0
+    return cost + (record.judge_cost_pico_usd or 0)
+
+
+class AllBudgets:
+    """Every budget must have room: the run's own (`runner.budget_usd`) and the sweep's
+    shared one (`limits.budget_usd`). A reservation refused by one is given back to the
+    others, so nothing stays held for a request that is not sent."""
+
+    def __init__(self, *budgets: Any) -> None:
+        self._budgets = budgets
+
+    async def reserve(self, job: Job) -> bool:
+        held: list[Any] = []
+        for budget in self._budgets:
+            ok = budget.reserve(job)
+            if inspect.isawaitable(ok):
+                ok = await ok
+            if not ok:
+                for taken in held:
+                    taken.release(job)
+                return False
+            held.append(budget)
+        return True
+
+    def settle(self, job: Job, record: Record) -> None:
+        for budget in self._budgets:
+            budget.settle(job, record)

@@ -247,12 +247,16 @@ def read_metadata(run_dir: Path | str) -> dict[str, str]:
     }
 
 
-def write_run_json(run_dir: Path, info: Mapping[str, Any]) -> Path:
-    path = Path(run_dir) / RUN_FILE
-    tmp = path.with_name(f".{RUN_FILE}.tmp")
+def write_json_atomic(path: Path, info: Mapping[str, Any]) -> Path:
+    """Write JSON via a temp file and rename: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def write_run_json(run_dir: Path, info: Mapping[str, Any]) -> Path:
+    return write_json_atomic(Path(run_dir) / RUN_FILE, info)
 
 
 def read_run_json(run_dir: Path | str) -> dict[str, Any]:

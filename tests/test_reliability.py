@@ -70,7 +70,11 @@ def _assert_complete(run_dir: Path, before: dict[str, str]) -> None:
 def test_sigterm_stops_cleanly_then_resume_finishes(fast_sim, tmp_path) -> None:
     base_url, _log = fast_sim
     proc = _spawn(_args(base_url, tmp_path, "term"))
-    time.sleep(3.0)
+    # signal once rows are being written (a fixed sleep raced start-up on a loaded machine)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "term" / "records.parts").glob("part-*.parquet")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the run never started"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
