@@ -1,11 +1,11 @@
-"""How to send one attempt: one httpx.AsyncClient, raw timestamps, every failure classified.
+"""How to send one attempt: one pooled connection set, raw timestamps, every failure classified.
 
-Transport: httpx's API over the aiohttp-backed `httpx_aiohttp.AiohttpTransport`. On this
-machine httpx's default (httpcore) pool cost 2.7-5 ms of CPU per streamed request at
-concurrency 64-256 and its TTFT became a queueing artefact; the aiohttp-backed transport
-stayed at ~0.4 ms (shared/docs/performance-notes.md; re-measured in `make bench`). Its
-connection limit defaults to 100, so it is sized to the run's concurrency here. The transport
-is injectable (tests pass httpx.MockTransport).
+Wire: aiohttp's ClientSession directly by default; any httpx transport when one is passed
+(tests use httpx.MockTransport). On this machine httpx's default (httpcore) pool cost
+2.7-5 ms of CPU per streamed request at concurrency 64-256 and its TTFT became a queueing
+artefact; httpx over the aiohttp-backed transport ~0.4 ms; aiohttp read directly ~0.2 ms
+(shared/docs/performance-notes.md; re-measured in `make bench`). Both wires share one
+response handler (`_consume`), so status, headers, errors and stamps mean the same.
 
 Timestamps are `time.perf_counter_ns()` taken as soon as a read returns bytes, before that
 read is parsed, so parsing never shifts the arrival time of the tokens in it. No retries here: `retry.py`
@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
+from typing import Protocol, cast
 
 import aiohttp
 import httpx
 
+from lavabench import __version__
 from lavabench.errors import (
     AuthFailed,
     BadRequest,
@@ -127,7 +128,10 @@ def classify_exception(exc: BaseException, *, after_headers: bool) -> GatewayErr
 
 
 class HttpClient:
-    """Sends attempts over one pooled connection set; safe to share across tasks."""
+    """Sends attempts over one pooled connection set; safe to share across tasks.
+
+    Two wires behind one interface: by default aiohttp directly (the fast path), or any
+    httpx transport when one is given (tests' MockTransport, a custom transport)."""
 
     def __init__(
         self,
@@ -136,27 +140,15 @@ class HttpClient:
         timeouts: Timeouts,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        if transport is None:
-            from httpx_aiohttp import AiohttpTransport
-
-            transport = AiohttpTransport(limits=limits)
         self._timeouts = timeouts
-        self._urls: dict[str, httpx.URL] = {}
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            limits=limits,
-            # Proxy variables would mount httpcore proxy transports beside ours: never.
-            trust_env=False,
-            timeout=httpx.Timeout(
-                connect=timeouts.connect_s, read=timeouts.read_s, write=timeouts.read_s, pool=None
-            ),
+        self._wire: _Wire = (
+            _AiohttpWire(max_connections, timeouts)
+            if transport is None
+            else _HttpxWire(transport, max_connections, timeouts)
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._wire.aclose()
 
     async def send(self, request: WireRequest) -> Attempt:
         attempt = Attempt(send_ns=time.perf_counter_ns(), started_at=datetime.now(UTC))
@@ -167,7 +159,7 @@ class HttpClient:
         first_at = min(total_at, now + t.first_token_s) if request.stream else total_at
         try:
             async with asyncio.timeout_at(first_at) as deadline:
-                await self._exchange(request, attempt, lambda: deadline.reschedule(total_at))
+                await self._wire.exchange(request, attempt, lambda: deadline.reschedule(total_at))
         except TimeoutError:
             got_token = attempt.result is not None and bool(attempt.result.token_times_ns)
             if not got_token and request.stream and first_at < total_at:
@@ -181,6 +173,116 @@ class HttpClient:
         attempt.end_ns = time.perf_counter_ns()
         return attempt
 
+
+# --- the two wires -----------------------------------------------------------------------
+
+
+class _Response(Protocol):
+    """What `_consume` needs of a response, whichever library produced it."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...  # case-insensitive (httpx, aiohttp)
+
+    @property
+    def raw_headers(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def read(self) -> bytes: ...
+
+
+class _Wire(Protocol):
+    async def exchange(
+        self, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
+    ) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _AiohttpWire:
+    """aiohttp's ClientSession directly: the default, and the path `make bench` measures.
+
+    Measured (py-spy, c=256, zero-delay simulator): httpx's request/response objects,
+    cookie handling and the httpx-aiohttp adapter took ~30% of the client's CPU per request
+    on top of aiohttp itself, more than the whole budget left for SSE parsing, timing and
+    Parquet at the issue's target rate. The connector is sized to the run's concurrency
+    (aiohttp's default limit of 100 would queue requests at c=256 and show as TTFT);
+    `Accept-Encoding: identity` so no gzip layer can hold tokens back (or need decoding).
+    """
+
+    def __init__(self, max_connections: int, timeouts: Timeouts) -> None:
+        self._max_connections = max_connections
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        """Made on first use: aiohttp binds a session to the running event loop."""
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=0, keepalive_timeout=5.0
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,  # proxy variables never reroute a measurement
+            headers=_DEFAULT_HEADERS,
+        )
+        return self._session
+
+    async def exchange(
+        self, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
+    ) -> None:
+        session = self._session or self._open()
+        async with session.post(
+            request.url, data=request.body, headers=request.headers, allow_redirects=False
+        ) as response:
+            await _consume(_AiohttpResponse(response), request, attempt, on_first_token)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class _AiohttpResponse:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers = cast(Mapping[str, str], response.headers)
+        self.raw_headers = response.raw_headers
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return cast(AsyncIterator[bytes], self._response.content.iter_any())
+
+    async def read(self) -> bytes:
+        return await self._response.read()
+
+
+class _HttpxWire:
+    """Any httpx transport: how tests drive the client with httpx.MockTransport."""
+
+    def __init__(
+        self, transport: httpx.AsyncBaseTransport, max_connections: int, timeouts: Timeouts
+    ) -> None:
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._urls: dict[str, httpx.URL] = {}
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            limits=limits,
+            trust_env=False,
+            headers=_DEFAULT_HEADERS,
+            timeout=httpx.Timeout(
+                connect=timeouts.connect_s, read=timeouts.read_s, write=timeouts.read_s, pool=None
+            ),
+        )
+
     def _url(self, url: str) -> httpx.URL:
         """Parse each distinct URL once; httpx would otherwise re-parse it per request."""
         parsed = self._urls.get(url)
@@ -188,56 +290,67 @@ class HttpClient:
             parsed = self._urls[url] = httpx.URL(url)
         return parsed
 
-    async def _exchange(
+    async def exchange(
         self, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
     ) -> None:
         async with self._client.stream(
             "POST", self._url(request.url), content=request.body, headers=request.headers
         ) as response:
-            attempt.headers_ns = time.perf_counter_ns()
-            attempt.http_status = response.status_code
-            for raw_name, raw_value in response.headers.raw:  # one pass, no per-name lookups
-                name = raw_name.lower()
-                if name == b"x-lava-request-id":
-                    attempt.lava_request_id = raw_value.decode("latin-1")
-                elif name in _SERVER_TIMING_HEADERS:
-                    attempt.server_headers[name.decode()] = raw_value.decode("latin-1")
-            if response.status_code != 200:
-                body = await _read_capped(response)
-                attempt.error = classify_response(response.status_code, body, response.headers)
-                return
-            if request.stream:
-                attempt.result = await _read_stream(response, attempt, on_first_token)
-                if attempt.result.error:
-                    attempt.error = StreamBroken(attempt.result.error, http_status=200)
-                elif not attempt.result.done:
-                    attempt.error = StreamBroken(
-                        "stream ended without [DONE]: truncated response", http_status=200
-                    )
-            else:
-                body = await response.aread()
-                attempt.result, problem = parse_completion(body)
-                if problem:
-                    attempt.error = StreamBroken(problem, http_status=200)
+            await _consume(_HttpxResponse(response), request, attempt, on_first_token)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
-def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body as it arrives. Over httpx-aiohttp this reads aiohttp's stream directly.
+class _HttpxResponse:
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers = response.headers
+        self.raw_headers = response.headers.raw
 
-    httpx's `aiter_raw()` runs each read through four generator layers; in bursts (32
-    streams' tokens landing in one millisecond) that cost ~1 ms of TTFT error at the median
-    (measured: 1.3-2.4 ms vs 0.8-1.0 ms for aiohttp's own iterator). Status, headers and
-    errors still go through httpx. Any other transport (tests' MockTransport) uses aiter_raw.
-    """
-    stream = getattr(response.stream, "_stream", response.stream)  # httpx's BoundAsyncStream
-    aiohttp_response = getattr(stream, "_aiohttp_response", None)
-    if aiohttp_response is not None:
-        return cast(AsyncIterator[bytes], aiohttp_response.content.iter_any())
-    return response.aiter_raw()
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._response.aiter_raw()
+
+    async def read(self) -> bytes:
+        return await self._response.aread()
+
+
+_DEFAULT_HEADERS = {"user-agent": f"lavabench/{__version__}", "accept-encoding": "identity"}
+
+
+async def _consume(
+    response: _Response, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
+) -> None:
+    """Status, the headers we keep, then the stream (or body) into `attempt`."""
+    attempt.headers_ns = time.perf_counter_ns()
+    attempt.http_status = response.status
+    for raw_name, raw_value in response.raw_headers:  # one pass, no per-name lookups
+        name = raw_name.lower()
+        if name == b"x-lava-request-id":
+            attempt.lava_request_id = raw_value.decode("latin-1")
+        elif name in _SERVER_TIMING_HEADERS:
+            attempt.server_headers[name.decode()] = raw_value.decode("latin-1")
+    if response.status != 200:
+        body = await _read_capped(response.chunks())
+        attempt.error = classify_response(response.status, body, response.headers)
+        return
+    if request.stream:
+        attempt.result = await _read_stream(response.chunks(), attempt, on_first_token)
+        if attempt.result.error:
+            attempt.error = StreamBroken(attempt.result.error, http_status=200)
+        elif not attempt.result.done:
+            attempt.error = StreamBroken(
+                "stream ended without [DONE]: truncated response", http_status=200
+            )
+    else:
+        attempt.result, problem = parse_completion(await response.read())
+        if problem:
+            attempt.error = StreamBroken(problem, http_status=200)
 
 
 async def _read_stream(
-    response: httpx.Response, attempt: Attempt, on_first_token: Callable[[], None]
+    chunks: AsyncIterator[bytes], attempt: Attempt, on_first_token: Callable[[], None]
 ) -> StreamResult:
     """Stamp each read the moment it returns, then decode it.
 
@@ -250,7 +363,7 @@ async def _read_stream(
     attempt.result = acc.result  # a timeout mid-stream still sees what arrived
     perf_counter_ns = time.perf_counter_ns
     waiting_for_first = True
-    async for chunk in raw_chunks(response):
+    async for chunk in chunks:
         t_ns = perf_counter_ns()
         for event in decoder.feed(chunk):
             acc.on_data(event.data, t_ns)
@@ -266,9 +379,9 @@ async def _read_stream(
     return acc.finish()
 
 
-async def _read_capped(response: httpx.Response) -> bytes:
+async def _read_capped(chunks: AsyncIterator[bytes]) -> bytes:
     body = bytearray()
-    async for chunk in response.aiter_raw():
+    async for chunk in chunks:
         body += chunk
         if len(body) >= _MAX_ERROR_BODY:
             break

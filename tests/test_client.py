@@ -104,24 +104,28 @@ def test_error_body_through_client_keeps_status_and_message() -> None:
     assert "Too Many Requests" in attempt.error.message and attempt.http_status == 429
 
 
-def test_fast_path_reads_aiohttp_directly_under_the_real_transport(running_sim) -> None:
-    # If httpx-aiohttp renames its response attribute, raw_chunks would silently fall back to
-    # httpx's slower iterator (~1 ms more TTFT error in bursts): this test notices.
-    from httpx_aiohttp import AiohttpTransport
-
-    from lavabench.client import raw_chunks
+def test_default_wire_is_aiohttp_and_streams_from_the_real_simulator(running_sim) -> None:
+    # The default must stay the fast path: httpx's own pool costs ~10x the CPU per request at
+    # c>=64 and turns TTFT into queueing (performance-notes.md). This test notices a change.
+    from lavabench.wire import chat_body, forward_url
 
     base_url, _log = running_sim
+    body = chat_body(model_id="accounts/fireworks/models/gpt-oss-20b",
+                     messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=32,
+                     stream=True)  # fmt: skip
+    headers = {"authorization": "Bearer aks_test_client0123456789"}
 
-    async def go() -> tuple[str, bytes]:
-        async with (
-            httpx.AsyncClient(transport=AiohttpTransport()) as client,
-            client.stream("GET", f"{base_url}/healthz") as response,
-        ):
-            chunks = raw_chunks(response)
-            body = b"".join([c async for c in chunks])
-            return type(chunks).__module__, body
+    async def go():
+        client = HttpClient(max_connections=2, timeouts=Timeouts())
+        try:
+            return type(client._wire).__name__, await client.send(
+                WireRequest(forward_url(base_url), headers, body, True)
+            )
+        finally:
+            await client.aclose()
 
-    module, body = asyncio.run(go())
-    assert module.startswith("aiohttp"), module
-    assert body.strip() == b"ok"
+    wire, attempt = asyncio.run(go())
+    assert wire == "_AiohttpWire"
+    assert attempt.ok, attempt.error
+    assert attempt.result.usage["completion_tokens"] == len(attempt.result.token_times_ns)
+    assert attempt.send_ns < attempt.headers_ns <= attempt.result.token_times_ns[0]
