@@ -20,6 +20,7 @@ from lavabench.client import Timeouts
 from lavabench.endpoints import EndpointSettings
 from lavabench.errors import ConfigError
 from lavabench.health import HealthThresholds
+from lavabench.load_sweep import LoadSweepConf
 from lavabench.pacing import ARRIVALS
 from lavabench.retry import RetryPolicy
 
@@ -43,6 +44,7 @@ class RunnerConf:
     params: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.0})
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    load_sweep: LoadSweepConf | None = None  # `load=sweep`: step the load up (load_sweep.py)
 
     def __post_init__(self) -> None:
         checks = [
@@ -58,6 +60,13 @@ class RunnerConf:
             (self.max_tokens >= 1, "runner.max_tokens must be >= 1"),
             (self.budget_usd is None or self.budget_usd > 0, "runner.budget_usd must be > 0"),
             (self.circuit_breaker_failures >= 0, "runner.circuit_breaker_failures must be >= 0"),
+            (
+                self.load_sweep is None
+                or self.load_sweep.over == "rate"
+                or self.arrival == "closed",
+                "load=sweep over concurrency is a closed loop: drop runner.arrival, or step "
+                "the rate with runner.load_sweep.over=rate",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -204,6 +204,15 @@ class Record:
         False,
     )
 
+    # --- load=sweep: the step this request belongs to --------------------------------------
+    load_step: int | None = _col(
+        "int16", "`load=sweep`: 0-based step of the load sweep; null for a fixed-load run."
+    )
+    load_level: float | None = _col(
+        "float64",
+        "`load=sweep`: that step's level: concurrency (`over: concurrency`) or requests/s.",
+    )
+
     # --- limits in force when the request was sent ---------------------------------------
     limit_run_rate_rps: float | None = _col(
         "float64", "`runner.rate` as a cap on this run (closed loop); null for none."
@@ -270,7 +279,7 @@ def records_markdown() -> str:
         "  `slot_wait_s`, `rate_wait_s` (measurement validity; see run.json `health`).",
         "- 3: `limit_run_rate_rps`, `limit_run_budget_usd`, `limit_shared_rate_rps`,",
         "  `limit_shared_budget_usd`: the limits each request was sent under (sweeps share",
-        "  the account's rate and budget across jobs).",
+        "  the account's rate and budget across jobs); `load_step`, `load_level` (`load=sweep`).",
         "",
     ]
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -29,7 +30,7 @@ from omegaconf import DictConfig
 from lavabench import __version__
 from lavabench.analysis import per_model_summary
 from lavabench.cache import SqliteResponseCache
-from lavabench.catalog import Catalog, catalog_from_mapping, pico_to_usd
+from lavabench.catalog import Catalog, Model, catalog_from_mapping, pico_to_usd
 from lavabench.client import HttpClient, WireRequest
 from lavabench.config import CONF_DIR, LavabenchConf, load_config, plain
 from lavabench.datasets import DatasetSpec, Prompt, dataset_sha256, load_prompts
@@ -42,6 +43,13 @@ from lavabench.history import add_run
 from lavabench.judge import GRADER_NAME as JUDGE_GRADER
 from lavabench.judge import Judge, judge_options
 from lavabench.limits import StampLimits, limiter_for_run, run_limits
+from lavabench.load_sweep import (
+    StepSink,
+    format_steps,
+    max_concurrency,
+    run_steps,
+    step_sizes,
+)
 from lavabench.pacing import arrival_offsets_s
 from lavabench.plan import Job, plan_jobs
 from lavabench.records import SCHEMA_VERSION, Record
@@ -168,9 +176,7 @@ def prepare(cfg: DictConfig) -> Prepared:
         dataset_conf["path"] = str(resolve_data_path(dataset_conf["path"]))
     spec = DatasetSpec.from_mapping(dataset_conf, base_dir=PROJECT_DIR)
     prompts = load_prompts(spec)
-    jobs = plan_jobs(
-        models, prompts, repeats=conf.runner.repeats, warmup_per_model=conf.runner.warmup_requests
-    )
+    jobs = _plan(conf, models, prompts)
     if spec.grader == JUDGE_GRADER:
         judge = Judge(
             judge_options(spec.grader_options, catalog), catalog, timeouts=conf.runner.timeouts
@@ -181,6 +187,22 @@ def prepare(cfg: DictConfig) -> Prepared:
         if prompt.reference is not None:
             grader("", prompt.reference, spec.grader_options)
     return Prepared(conf, catalog, spec, prompts, jobs, _grade_fn(grader, spec))
+
+
+def _plan(conf: LavabenchConf, models: list[Model], prompts: list[Prompt]) -> list[Job]:
+    """The run's jobs; a load sweep's are sized to its steps (items cycled as repeats)."""
+    r = conf.runner
+    sweep = r.load_sweep
+    if sweep is None:
+        return plan_jobs(models, prompts, repeats=r.repeats, warmup_per_model=r.warmup_requests)
+    if conf.resume is not None or r.warmup_requests:
+        raise ConfigError(
+            "load=sweep runs its steps in one go: resume= and runner.warmup_requests do not "
+            "apply (start a new run; the first, lowest step warms the connections)"
+        )
+    total = sum(step_sizes(sweep))
+    repeats = max(r.repeats, math.ceil(total / (len(models) * len(prompts))))
+    return plan_jobs(models, prompts, repeats=repeats)[:total]
 
 
 def _run_id(run_dir: Path) -> str:
@@ -339,21 +361,27 @@ def _run_loop(
 
     r = conf.runner
     arrivals = arrival_offsets_s(r.arrival, r.rate, len(p.jobs), r.arrival_seed)
+    max_in_flight = max_concurrency(r.load_sweep, r.concurrency)
     monitor = HealthMonitor(conf.health)
 
     async def go() -> RunOutcome:
         gate, budget, shared, stamp = await run_limits(
             conf, limiter_address, guard, p.judge, uses_rate_cap=arrivals is None
         )
-        client = HttpClient(max_connections=conf.runner.concurrency, timeouts=conf.runner.timeouts)
+        # a load sweep's highest step needs its connections: a smaller pool would queue
+        # requests inside the client and show the wait as TTFT
+        client = HttpClient(max_connections=max_in_flight, timeouts=conf.runner.timeouts)
         loop = asyncio.get_running_loop()
         try:
             with RunProgress(len(p.jobs)) as progress:
+                sink: Any = StampLimits(writer, stamp)
+                if r.load_sweep is not None:
+                    sink = StepSink(sink)
                 runner = Runner(
                     settings,
                     client=client,
                     make_request=_request_factory(conf, endpoint, run_id),
-                    sink=StampLimits(writer, stamp),
+                    sink=sink,
                     rate=gate,
                     grade=p.grade,
                     observer=monitor.tap(progress),
@@ -366,14 +394,20 @@ def _run_loop(
                     loop.add_signal_handler(sig, runner.interrupt)
                 monitor.start()
                 try:
-                    outcome = await runner.run(p.jobs)
+                    outcome = await _run_jobs(runner, p.jobs, r, sink)
                 finally:
                     await monitor.stop()
                 # the health of the measurement itself: run.json, Parquet metadata, printed
-                health = monitor.summary(concurrency=r.concurrency)
+                health = monitor.summary(concurrency=max_in_flight)
                 health["dispatch"] = monitor.dispatch()
                 health["arrival"] = r.arrival
-                closed_full = arrivals is None and r.rate is None and outcome.stop_reason is None
+                # a load sweep's low steps leave slots idle on purpose
+                closed_full = (
+                    arrivals is None
+                    and r.rate is None
+                    and r.load_sweep is None
+                    and outcome.stop_reason is None
+                )
                 health["verdict"] = verdict(
                     health,
                     conf.health,
@@ -394,6 +428,20 @@ def _run_loop(
 
     with asyncio.Runner(loop_factory=_loop_factory()) as loop_runner:
         return loop_runner.run(go())
+
+
+async def _run_jobs(runner: Runner, jobs: list[Job], r: Any, sink: Any) -> RunOutcome:
+    """All jobs at the run's load, or a load sweep's steps (each a slice of the jobs)."""
+    if r.load_sweep is None:
+        return await runner.run(jobs)
+
+    def step(chunk: list[Job], concurrency: int | None, arrivals: list[float] | None) -> Any:
+        return runner.run(chunk, concurrency=concurrency, arrivals_s=arrivals)
+
+    result = await run_steps(r.load_sweep, jobs, sink, step, seed=r.arrival_seed)
+    runner.outcome.load_sweep = result.as_dict(r.load_sweep)
+    runner.outcome.load_sweep_text = format_steps(r.load_sweep, result)
+    return runner.outcome
 
 
 def _loop_factory() -> Any:
@@ -523,6 +571,7 @@ def _final_info(
         "skipped_by_circuit_breaker": outcome.skipped,
         "elapsed_s": round(outcome.elapsed_s, 3),
         "clock_origin_ns": outcome.clock_origin_ns,
+        "load_sweep": outcome.load_sweep,
         "store_error": None if store_error is None else str(store_error),
         "verdict": (outcome.health or {}).get("verdict", {}).get("status"),
         "health": outcome.health,
@@ -549,6 +598,8 @@ def _print_end(
     )
     print(f"records: {records_path}")
     print(f"run:     {run_dir / 'run.json'}")
+    if outcome.load_sweep_text:
+        print(outcome.load_sweep_text)
     for line in verdict_lines(outcome.health):
         print(line)
     for model, why in outcome.circuit_open.items():
