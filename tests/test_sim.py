@@ -661,3 +661,34 @@ def test_default_yaml_is_valid() -> None:
     assert len(settings.models) == 20
     kimis = [p for name, p in settings.models.items() if name.startswith("kimi-k2")]
     assert kimis and all(p.usage_style == "include_usage_only" for p in kimis)
+
+
+def test_capacity_queues_streams_past_it_and_their_ttft_includes_the_wait(
+    key: tuple[Path, list], tmp_path: Path
+) -> None:
+    """sim.capacity=1: three streams at once run one after another (0.12 s each); the
+    log keeps each one's wait, and the waits step by one stream's duration."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    log = tmp_path / "capacity.jsonl"
+    settings = settings_for(key[0], log_path=str(log), capacity=1)
+    with running_simulator(settings, CATALOG) as handle:
+
+        def one(i: int) -> float:
+            with httpx.Client(base_url=handle.base_url, timeout=10) as client:
+                t0 = time.monotonic()
+                stream(client, chat("timed", f"queue probe {i}"))
+                return time.monotonic() - t0
+
+        with ThreadPoolExecutor(3) as pool:
+            durations = sorted(pool.map(one, range(3)))
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    waits = sorted(line.get("queue_wait_s", 0.0) for line in lines)
+    assert waits[0] < 0.03  # the first found the slot free
+    # the clients start a few ms apart, so each waits up to one 0.12 s stream less
+    assert 0.06 <= waits[1] <= 0.15 and waits[1] + 0.06 <= waits[2] <= 0.30, waits
+    assert durations[2] >= 0.30  # three 0.12 s streams, one at a time
+    for line in lines:  # the server's own first-token time counts the wait too
+        assert line["sent_ttft_s"] == pytest.approx(
+            line.get("queue_wait_s", 0.0) + line["planned_ttft_s"], abs=0.01
+        )

@@ -29,6 +29,7 @@ from collections import deque
 import httptools
 
 from lavabench.sim import wire
+from lavabench.sim.capacity import Slots
 from lavabench.sim.eventlog import EventLog
 from lavabench.sim.handler import Handler, Request, Response
 
@@ -42,8 +43,12 @@ _TIMER_LEAD_S = 0.0005
 class Connection(asyncio.Protocol):
     """Serves the requests of one client connection in order."""
 
-    def __init__(self, handler: Handler, log: EventLog, registry: set[Connection]) -> None:
+    def __init__(
+        self, handler: Handler, log: EventLog, registry: set[Connection], slots: Slots
+    ) -> None:
         self._handler = handler
+        self._slots = slots
+        self._slot_model: str | None = None  # the model whose slot the active response holds
         self._log = log
         self._registry = registry
         self._loop = asyncio.get_running_loop()
@@ -92,6 +97,7 @@ class Connection(asyncio.Protocol):
         self._active = None
         self._queue.clear()
         self._registry.discard(self)
+        self._release_slot()
 
     def abort(self) -> None:
         """Drop the connection now (server shutdown)."""
@@ -161,6 +167,10 @@ class Connection(asyncio.Protocol):
             self._active = resp
             self._received_at = req.received_at
             self._next = 0
+            model = _slot_model(resp) if self._slots.enabled else None
+            if model is not None and not self._slots.acquire(model, self._admit_queued):
+                return  # waits in line; _admit_queued starts it
+            self._slot_model = model
             self._timer = self._loop.call_at(resp.parts[0][0] - _TIMER_LEAD_S, self._tick)
             return
         record = resp.record
@@ -200,9 +210,28 @@ class Connection(asyncio.Protocol):
             self._timer = self._loop.call_at(parts[end][0] - _TIMER_LEAD_S, self._tick)
             return
         self._active = None
+        self._release_slot()
         self._after_last_write(resp)
         while self._queue and self._active is None and not self._closed:
             self._start(self._queue.popleft())
+
+    def _admit_queued(self) -> bool:
+        """A slot freed for the response waiting here: shift its schedule by the wait."""
+        resp = self._active
+        if resp is None or resp.parts is None or self._closed:
+            return False  # the client went away while waiting: the slot goes to the next
+        wait_s = time.monotonic() - self._received_at
+        resp.parts = [(due + wait_s, data) for due, data in resp.parts]
+        if resp.record is not None:
+            resp.record["queue_wait_s"] = round(wait_s, 6)
+        self._slot_model = _slot_model(resp)
+        self._timer = self._loop.call_at(resp.parts[0][0] - _TIMER_LEAD_S, self._tick)
+        return True
+
+    def _release_slot(self) -> None:
+        if self._slot_model is not None:
+            model, self._slot_model = self._slot_model, None
+            self._slots.release(model)
 
     def _after_last_write(self, resp: Response) -> None:
         if resp.abort_after and self._transport is not None:
@@ -222,3 +251,8 @@ class Connection(asyncio.Protocol):
             transport.write(wire.full_response(status, wire.TEXT_TYPE, message, b"", False))
         transport.close()
         self._closed = True
+
+
+def _slot_model(resp: Response) -> str | None:
+    """The model whose capacity a timed response uses: planned completions only."""
+    return resp.model

@@ -98,7 +98,7 @@ class Response:
     `record` goes to the event log once the last byte is written.
     """
 
-    __slots__ = ("abort_after", "head", "keep_alive", "parts", "record")
+    __slots__ = ("abort_after", "head", "keep_alive", "model", "parts", "record")
 
     def __init__(
         self,
@@ -107,12 +107,14 @@ class Response:
         record: dict[str, Any] | None,
         keep_alive: bool,
         abort_after: bool = False,
+        model: str | None = None,
     ) -> None:
         self.head = head
         self.parts = parts
         self.record = record
         self.keep_alive = keep_alive
         self.abort_after = abort_after  # reset the connection after the last byte (faults)
+        self.model = model  # a completion: the model whose capacity it uses (sim/capacity.py)
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,7 @@ class Handler:
             if self._zero and not delay:
                 return Response(data, None, record, keep_alive)
             due = start + (0.0 if self._zero else c.processing_s)
-            return Response(b"", [(due, data)], record, keep_alive)
+            return Response(b"", [(due, data)], record, keep_alive, model=c.model.name)
         headers = wire.stream_headers(c, extra, keep_alive)
         role, events, closing = wire.stream_events(c)
         if self._zero:
@@ -267,7 +269,8 @@ class Handler:
             parts.append((due, chunk(event)))
         last_due, last = parts[-1]
         parts[-1] = (last_due, last + chunk(closing) + wire.LAST_CHUNK)
-        return Response(headers + (chunk(role) if role else b""), parts, record, keep_alive)
+        head = headers + (chunk(role) if role else b"")
+        return Response(head, parts, record, keep_alive, model=c.model.name)
 
     def _render_fault(
         self, req: Request, c: Completion, fault: str, extra: bytes, path: str, lava_id: str | None

@@ -27,6 +27,7 @@ from typing import Any
 
 import uvloop
 
+from lavabench.sim.capacity import Slots
 from lavabench.sim.connection import Connection
 from lavabench.sim.eventlog import EventLog
 from lavabench.sim.handler import Handler, SimApp, build_app
@@ -225,8 +226,9 @@ async def _worker(
     log = EventLog(app.settings.log_path)
     handler = Handler(app, log)
     connections: set[Connection] = set()
+    slots = Slots(app.settings.capacity)
     server = await loop.create_server(
-        lambda: Connection(handler, log, connections), sock=sock, backlog=BACKLOG
+        lambda: Connection(handler, log, connections, slots), sock=sock, backlog=BACKLOG
     )
     try:
         if on_listening is not None:

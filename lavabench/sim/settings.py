@@ -66,6 +66,7 @@ class SimSettings:
     # forward path only: added before the response starts, never in the reported server timings
     gateway_delay_s: float = 0.0
     tokens_per_chunk: int | None = None  # set: every model packs this many tokens per chunk
+    capacity: int | None = None  # set: streams per model at once (per worker); more wait (FIFO)
     models: dict[str, ModelProfile] = field(default_factory=dict)
     faults: FaultSettings = field(default_factory=FaultSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
@@ -117,6 +118,8 @@ def from_mapping(d: Mapping[str, Any]) -> SimSettings:
         values["gateway_delay_s"] = _float(d["gateway_delay_s"], "sim.gateway_delay_s", 0.0)
     if d.get("tokens_per_chunk") is not None:
         values["tokens_per_chunk"] = _int(d["tokens_per_chunk"], "sim.tokens_per_chunk", 1)
+    if d.get("capacity") is not None:
+        values["capacity"] = _int(d["capacity"], "sim.capacity", minimum=1)
     if "models" in d:
         values["models"] = _profiles(d["models"])
     if "faults" in d:
