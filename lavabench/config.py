@@ -45,6 +45,7 @@ class RunnerConf:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
     load_sweep: LoadSweepConf | None = None  # `load=sweep`: step the load up (load_sweep.py)
+    workers: int = 1  # client processes, each with its own event loop and share (workers.py)
 
     def __post_init__(self) -> None:
         checks = [
@@ -56,6 +57,11 @@ class RunnerConf:
                 f"runner.arrival={self.arrival} needs runner.rate (requests/s)",
             ),
             (self.repeats >= 1, "runner.repeats must be >= 1"),
+            (self.workers >= 1, "runner.workers must be >= 1"),
+            (
+                self.workers == 1 or self.load_sweep is None,
+                "load=sweep runs in one process: drop runner.workers",
+            ),
             (self.warmup_requests >= 0, "runner.warmup_requests must be >= 0"),
             (self.max_tokens >= 1, "runner.max_tokens must be >= 1"),
             (self.budget_usd is None or self.budget_usd > 0, "runner.budget_usd must be > 0"),

@@ -59,6 +59,7 @@ class Endpoint:
     url: str
     credential: str | None
     send_metadata: bool
+    base_url: str = ""  # what `url` was built from (runner.workers resolve it again)
 
     def __repr__(self) -> str:
         return f"Endpoint(kind={self.kind!r}, url={self.url!r}, credential=<redacted>)"
@@ -141,7 +142,11 @@ def resolve_endpoint(
     else:
         raise ConfigError(f"endpoint.kind must be sim, lava or direct, got {settings.kind!r}")
     return Endpoint(
-        kind=settings.kind, url=url, credential=credential, send_metadata=settings.send_metadata
+        kind=settings.kind,
+        url=url,
+        credential=credential,
+        send_metadata=settings.send_metadata,
+        base_url=url_base,
     )
 
 

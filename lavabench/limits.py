@@ -160,9 +160,10 @@ def limiter_for_run(
 
 
 class StampLimits:
-    """The sink that writes each row with the limits it was sent under (records v3)."""
+    """The sink that writes each row with the limits it was sent under (records v3), and
+    the client worker that sent it."""
 
-    def __init__(self, sink: Any, limits: dict[str, float | None]) -> None:
+    def __init__(self, sink: Any, limits: dict[str, float | int | None]) -> None:
         self._sink = sink
         self._limits = limits
 
@@ -179,14 +180,14 @@ async def run_limits(
     judge: Judge | None,
     *,
     uses_rate_cap: bool,
-) -> tuple[Gate, Any, SharedLimits | None, dict[str, float | None]]:
+) -> tuple[Gate, Any, SharedLimits | None, dict[str, float | int | None]]:
     """The rate gate and budget the runner consults, and what each row records of them.
 
     A sweep's shared rate also paces the judge's requests: the account counts them too."""
     r = conf.runner
     gate: Gate = rate_cap(r.rate) if uses_rate_cap else NoCap()
     budget: Any = guard
-    stamp = {
+    stamp: dict[str, float | int | None] = {
         "limit_run_rate_rps": r.rate if uses_rate_cap else None,
         "limit_run_budget_usd": r.budget_usd,
         "limit_shared_rate_rps": None,

@@ -213,6 +213,11 @@ class Record:
         "`load=sweep`: that step's level: concurrency (`over: concurrency`) or requests/s.",
     )
 
+    client_worker: int | None = _col(
+        "int16",
+        "`runner.workers` > 1: which client process (0-based) sent the request; null for one.",
+    )
+
     # --- limits in force when the request was sent ---------------------------------------
     limit_run_rate_rps: float | None = _col(
         "float64", "`runner.rate` as a cap on this run (closed loop); null for none."
@@ -279,7 +284,8 @@ def records_markdown() -> str:
         "  `slot_wait_s`, `rate_wait_s` (measurement validity; see run.json `health`).",
         "- 3: `limit_run_rate_rps`, `limit_run_budget_usd`, `limit_shared_rate_rps`,",
         "  `limit_shared_budget_usd`: the limits each request was sent under (sweeps share",
-        "  the account's rate and budget across jobs); `load_step`, `load_level` (`load=sweep`).",
+        "  the account's rate and budget across jobs); `load_step`, `load_level` (`load=sweep`);",
+        "  `client_worker` (`runner.workers`).",
         "",
     ]
     return "\n".join(lines)

@@ -36,7 +36,7 @@ from lavabench.config import CONF_DIR, LavabenchConf, load_config, plain
 from lavabench.datasets import DatasetSpec, Prompt, dataset_sha256, load_prompts
 from lavabench.display import RunProgress, print_summary
 from lavabench.endpoints import Endpoint, resolve_endpoint
-from lavabench.errors import ConfigError, StoreError
+from lavabench.errors import ConfigError, GatewayError, StoreError
 from lavabench.grading import Grade, check_grader
 from lavabench.health import HealthMonitor, verdict, verdict_lines
 from lavabench.history import add_run
@@ -58,6 +58,7 @@ from lavabench.runner import Runner, RunOutcome, RunSettings
 from lavabench.spend import SpendGuard, plan_costs
 from lavabench.store import RecordWriter, read_records, read_run_json, write_run_json
 from lavabench.wire import chat_body
+from lavabench.workers import WorkerShare, fatal_from, run_workers, shares, worst_health
 
 log = logging.getLogger("lavabench")
 
@@ -142,7 +143,11 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
         log.info("run %s: %d requests to %s -> %s", run_id, len(p.jobs), endpoint.kind, run_dir)
         outcome, status, store_error = RunOutcome(), "failed", None
         try:
-            outcome = _run_loop(p, run_id, endpoint, writer, guard, secrets, limiter_address)
+            if p.conf.runner.workers > 1:
+                outcome = _run_in_workers(p, cfg, run_dir, run_id, endpoint, guard,
+                                          limiter_address)  # fmt: skip
+            else:
+                outcome = _run_loop(p, run_id, endpoint, writer, guard, secrets, limiter_address)
             status = _status(outcome)
         except StoreError as exc:
             store_error = exc
@@ -340,7 +345,10 @@ def _run_loop(
     guard: SpendGuard | None,
     secrets: list[str],
     limiter_address: str | None = None,
+    share: WorkerShare | None = None,
+    start_at_ns: int | None = None,
 ) -> RunOutcome:
+    """The run's event loop: one process, or (with `share`) one worker of several."""
     conf = p.conf
     settings = RunSettings(
         run_id=run_id,
@@ -360,7 +368,13 @@ def _run_loop(
     )
 
     r = conf.runner
-    arrivals = arrival_offsets_s(r.arrival, r.rate, len(p.jobs), r.arrival_seed)
+    arrivals = (
+        arrival_offsets_s(r.arrival, r.rate, len(p.jobs), r.arrival_seed)
+        if share is None
+        else None
+        if share.arrivals_s is None
+        else list(share.arrivals_s)
+    )
     max_in_flight = max_concurrency(r.load_sweep, r.concurrency)
     monitor = HealthMonitor(conf.health)
 
@@ -368,12 +382,14 @@ def _run_loop(
         gate, budget, shared, stamp = await run_limits(
             conf, limiter_address, guard, p.judge, uses_rate_cap=arrivals is None
         )
+        stamp["client_worker"] = None if share is None else share.index
         # a load sweep's highest step needs its connections: a smaller pool would queue
         # requests inside the client and show the wait as TTFT
         client = HttpClient(max_connections=max_in_flight, timeouts=conf.runner.timeouts)
         loop = asyncio.get_running_loop()
         try:
-            with RunProgress(len(p.jobs)) as progress:
+            # workers share one terminal: only a single process draws a progress bar
+            with RunProgress(len(p.jobs), enabled=False if share else None) as progress:
                 sink: Any = StampLimits(writer, stamp)
                 if r.load_sweep is not None:
                     sink = StepSink(sink)
@@ -389,6 +405,7 @@ def _run_loop(
                     cache=cache,
                     arrivals_s=arrivals,
                     in_flight=monitor.in_flight,
+                    start_at_ns=start_at_ns,
                 )
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, runner.interrupt)
@@ -442,6 +459,127 @@ async def _run_jobs(runner: Runner, jobs: list[Job], r: Any, sink: Any) -> RunOu
     runner.outcome.load_sweep = result.as_dict(r.load_sweep)
     runner.outcome.load_sweep_text = format_steps(r.load_sweep, result)
     return runner.outcome
+
+
+def _run_in_workers(
+    p: Prepared,
+    cfg: DictConfig,
+    run_dir: Path,
+    run_id: str,
+    endpoint: Endpoint,
+    guard: SpendGuard | None,
+    limiter_address: str | None,
+) -> RunOutcome:
+    """`runner.workers=N`: the run split over N processes (lavabench/workers.py)."""
+    r = p.conf.runner
+    if p.conf.cache.enabled:
+        raise ConfigError(
+            "cache.enabled with runner.workers > 1: the sqlite cache has one writer; use "
+            "runner.workers=1 for quality runs (the cache is for them, not for latency)"
+        )
+    arrivals = arrival_offsets_s(r.arrival, r.rate, len(p.jobs), r.arrival_seed)
+    work = shares(p.jobs, arrivals, count=r.workers, concurrency=r.concurrency, rate=r.rate,
+                  budget_usd=r.budget_usd)  # fmt: skip
+    log.info("run %s: %d workers, concurrency %s", run_id, r.workers,
+             "+".join(str(w.concurrency) for w in work))  # fmt: skip
+    summaries = run_workers(cfg, run_dir, run_id, endpoint.base_url, limiter_address, work)
+    failed = [s for s in summaries if s.get("status") == "failed"]
+    if failed and len(failed) == len(summaries):
+        raise ConfigError(f"every worker failed; first: {failed[0]['error']}")
+    outcome = RunOutcome(clock_origin_ns=min(s.get("clock_origin_ns", 0) for s in summaries))
+    for s in summaries:
+        for name in ("written", "errors", "cached", "not_started", "cancelled_in_flight"):
+            setattr(outcome, name, getattr(outcome, name) + int(s.get(name, 0)))
+        outcome.elapsed_s = max(outcome.elapsed_s, float(s.get("elapsed_s", 0.0)))
+        outcome.interrupted = outcome.interrupted or bool(s.get("interrupted"))
+        outcome.budget_reached = outcome.budget_reached or bool(s.get("budget_reached"))
+        outcome.fatal = outcome.fatal or fatal_from(s.get("fatal"))
+        outcome.circuit_open.update(s.get("circuit_open") or {})
+        for model, n in (s.get("skipped") or {}).items():
+            outcome.skipped[model] = outcome.skipped.get(model, 0) + n
+        if guard is not None:
+            guard.spent_pico += int(s.get("spent_pico", 0))
+    if failed:  # a worker that died: its rows so far are kept, the rest is for resume=
+        outcome.fatal = outcome.fatal or GatewayError(f"worker failed: {failed[0]['error']}")
+    outcome.health = worst_health(summaries)
+    outcome.workers = [{k: v for k, v in s.items() if k != "traceback"} for s in summaries]
+    return outcome
+
+
+def prepare_share(cfg: DictConfig, share: WorkerShare) -> Prepared:
+    """In a worker: the run prepared again from the resolved config, cut to its share."""
+    p = prepare(cfg)
+    by_id = {job.job_id: job for job in p.jobs}
+    p.jobs = [by_id[job_id] for job_id in share.job_ids]
+    r = p.conf.runner
+    r.concurrency, r.rate, r.budget_usd, r.workers = (
+        share.concurrency, share.rate, share.budget_usd, 1
+    )  # fmt: skip
+    return p
+
+
+def run_share(
+    p: Prepared,
+    run_dir: Path,
+    run_id: str,
+    base_url: str,
+    limiter_address: str | None,
+    share: WorkerShare,
+    start_at_ns: int,
+) -> dict[str, Any]:
+    """In a worker: run its share into its own Parquet parts; the summary for the parent."""
+    endpoint = resolve_endpoint(p.conf.endpoint, os.environ, base_url=base_url)
+    secrets = [endpoint.credential] if endpoint.credential else []
+    if p.judge is not None:
+        p.judge.bind(endpoint, run_id, p.conf.runner.retry)
+    _redact_logs(secrets)
+    writer = RecordWriter(
+        run_dir,
+        metadata={},
+        flush_rows=p.conf.records.flush_rows,
+        flush_interval_s=p.conf.records.flush_interval_s,
+        part_suffix=share.part_suffix,
+    )
+    guard = (
+        SpendGuard(
+            budget_pico=round(share.budget_usd * 10**12), max_tokens=p.conf.runner.max_tokens
+        )
+        if share.budget_usd is not None
+        else None
+    )
+    try:
+        outcome = _run_loop(p, run_id, endpoint, writer, guard, secrets, limiter_address,
+                            share=share, start_at_ns=start_at_ns)  # fmt: skip
+    finally:
+        writer.close(finalize=False)
+    fatal = outcome.fatal
+    return {
+        "worker": share.index,
+        "status": "done",
+        "pid": os.getpid(),
+        "concurrency": share.concurrency,
+        "jobs": len(share.job_ids),
+        "written": outcome.written,
+        "errors": outcome.errors,
+        "cached": outcome.cached,
+        "not_started": outcome.not_started,
+        "cancelled_in_flight": outcome.cancelled_in_flight,
+        "elapsed_s": outcome.elapsed_s,
+        "interrupted": outcome.interrupted,
+        "budget_reached": outcome.budget_reached,
+        "fatal": None
+        if fatal is None
+        else {
+            "kind": fatal.kind,
+            "message": redact_text(fatal.message, secrets),
+            "http_status": fatal.http_status,
+        },
+        "circuit_open": {m: redact_text(w, secrets) for m, w in outcome.circuit_open.items()},
+        "skipped": outcome.skipped,
+        "clock_origin_ns": outcome.clock_origin_ns,
+        "spent_pico": 0 if guard is None else guard.spent_pico,
+        "health": outcome.health,
+    }
 
 
 def _loop_factory() -> Any:
@@ -572,6 +710,7 @@ def _final_info(
         "elapsed_s": round(outcome.elapsed_s, 3),
         "clock_origin_ns": outcome.clock_origin_ns,
         "load_sweep": outcome.load_sweep,
+        "workers": outcome.workers,
         "store_error": None if store_error is None else str(store_error),
         "verdict": (outcome.health or {}).get("verdict", {}).get("status"),
         "health": outcome.health,

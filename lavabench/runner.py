@@ -105,6 +105,7 @@ class RunOutcome:
     health: dict[str, Any] | None = None  # run_command fills it: samplers' summary + verdict
     load_sweep: dict[str, Any] | None = None  # load=sweep: steps, stop reason, saturation
     load_sweep_text: str = ""  # ... and its table, as printed at the end of the run
+    workers: list[dict[str, Any]] | None = None  # runner.workers > 1: each worker's summary
 
     @property
     def stop_reason(self) -> str | None:
@@ -132,10 +133,13 @@ class Runner:
         clock_ns: Callable[[], int] = time.perf_counter_ns,
         arrivals_s: list[float] | None = None,
         in_flight: InFlightProbe | None = None,
+        start_at_ns: int | None = None,
     ) -> None:
         """`arrivals_s`: open-loop intended send offsets (pacing.arrival_offsets_s), one per
         job; None = closed loop. `clock_ns`/`sleep` are injectable so that dispatch lateness
-        can be tested under a virtual clock; the client must stamp with the same clock."""
+        can be tested under a virtual clock; the client must stamp with the same clock.
+        `start_at_ns`: the run's origin chosen outside (runner.workers: one origin for every
+        worker); the first `run` waits for it and open-loop offsets count from it."""
         if settings.concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         self._s = settings
@@ -155,7 +159,8 @@ class Runner:
         self._stop = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._crash: BaseException | None = None
-        self.origin_ns = clock_ns()
+        self._start_at_ns = start_at_ns
+        self.origin_ns = clock_ns() if start_at_ns is None else start_at_ns
         self.outcome = RunOutcome(clock_origin_ns=self.origin_ns)
 
     async def run(
@@ -185,6 +190,10 @@ class Runner:
         issued = 0
         try:
             start_ns = clock()
+            if self._start_at_ns is not None:  # a worker: every worker starts at one origin
+                if self._start_at_ns > start_ns:
+                    await self._sleep((self._start_at_ns - start_ns) / 1e9)
+                start_ns, self._start_at_ns = self._start_at_ns, None
             for i, job in enumerate(pending):
                 intended_ns: int | None = None
                 if arrivals is not None:

@@ -81,8 +81,12 @@ class RecordWriter:
         metadata: Mapping[str, str],
         flush_rows: int = 500,
         flush_interval_s: float = 2.0,
+        part_suffix: str = "",
     ) -> None:
+        """`part_suffix` keeps the parts of several writers on one run apart
+        (runner.workers: `part-000001-w0.parquet`); the parts merge as one at the end."""
         self.run_dir = Path(run_dir)
+        self._part_suffix = part_suffix
         self.parts_dir = self.run_dir / PARTS_DIR
         try:
             self.parts_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +123,7 @@ class RecordWriter:
             return
         batch, self._buffer = self._buffer, []
         self._part_no += 1
-        path = self.parts_dir / f"part-{self._part_no:06d}.parquet"
+        path = self.parts_dir / f"part-{self._part_no:06d}{self._part_suffix}.parquet"
         self._pending = [f for f in self._pending if not f.done()]
         self._pending.append(self._executor.submit(self._write_part, batch, path))
 
