@@ -78,3 +78,19 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def terminate_once_writing(
+    proc: subprocess.Popen[str], parts_dir: Path, pattern: str = "part-*.parquet"
+) -> tuple[str, str]:
+    """SIGTERM a running `lavabench run` once it has written rows (a fixed sleep raced
+    start-up on a loaded machine); returns its (stdout, stderr)."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + 90
+    while not list(parts_dir.glob(pattern)):
+        assert time.monotonic() < deadline and proc.poll() is None, "the run never wrote rows"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=90)

@@ -9,10 +9,8 @@ both workers cleanly so that `resume=` finishes the run.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from decimal import Decimal
 
 import numpy as np
@@ -25,7 +23,7 @@ from lavabench.plan import plan_jobs
 from lavabench.store import read_records, read_run_json
 from lavabench.workers import shares
 
-from .conftest import ROOT, run_cli, sim_settings
+from .conftest import ROOT, run_cli, sim_settings, terminate_once_writing
 
 
 @pytest.fixture
@@ -87,12 +85,7 @@ def test_sigterm_stops_every_worker_and_resume_finishes(fast_sim, tmp_path) -> N
             "run_id=t", "records.flush_rows=4", "records.flush_interval_s=0.2"]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "lavabench", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 90
-    while not list((tmp_path / "t" / "records.parts").glob("part-*-w1.parquet")):
-        assert time.monotonic() < deadline and proc.poll() is None, "the workers never wrote"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=90)
+    _out, err = terminate_once_writing(proc, tmp_path / "t" / "records.parts", "part-*-w1.parquet")
     assert proc.returncode == 130, err[-3000:]
     info = json.loads((tmp_path / "t" / "run.json").read_text())
     assert info["status"] == "interrupted"
