@@ -28,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from lavabench import __version__
-from lavabench.analysis import per_model_summary
+from lavabench.analysis import per_model_summary, read_columns
 from lavabench.cache import SqliteResponseCache
 from lavabench.catalog import Catalog, Model, catalog_from_mapping, pico_to_usd
 from lavabench.client import HttpClient, WireRequest
@@ -733,7 +733,7 @@ def _print_end(
 ) -> None:
     sim_note = " (simulated)" if p.conf.endpoint.kind == "sim" else ""
     print_summary(
-        per_model_summary(read_records(run_dir)), title=f"lavabench run {run_id}{sim_note}"
+        per_model_summary(read_columns(run_dir)), title=f"lavabench run {run_id}{sim_note}"
     )
     print(f"records: {records_path}")
     print(f"run:     {run_dir / 'run.json'}")

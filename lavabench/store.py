@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -169,25 +170,53 @@ class RecordWriter:
 
 
 def finalize_parts(run_dir: Path, schema: pa.Schema) -> Path:
-    """Merge parts (plus any earlier records.parquet) into one file, then drop the parts."""
+    """Merge parts (plus any earlier records.parquet) into one file, then drop the parts.
+
+    Streams: which rows stay (`one_row_per_job`) is decided from the job_id and status
+    columns alone, then each source is copied batch by batch, so memory does not grow with
+    the run (measured: reading every part into one table first doubled a 100,000-request
+    run's peak RSS at its very end)."""
     run_dir = Path(run_dir)
     parts = sorted((run_dir / PARTS_DIR).glob("part-*.parquet"))
     final = run_dir / RECORDS_FILE
-    tables = [pq.read_table(final)] if final.exists() else []
-    tables += [pq.read_table(p) for p in parts]
-    table = (
-        one_row_per_job(conform(pa.concat_tables(tables, promote_options="permissive")))
-        .select(schema.names)
-        .cast(schema)
-        if tables
-        else schema.empty_table()
-    )
-    _write_atomic(table.replace_schema_metadata(schema.metadata), final)
+    sources = ([final] if final.exists() else []) + parts
+    keep = np.zeros(0, dtype=bool)
+    if sources:
+        keys = pa.concat_tables(
+            [pq.read_table(src, columns=["job_id", "status"]) for src in sources],
+            promote_options="permissive",
+        )
+        keep = np.zeros(keys.num_rows, dtype=bool)
+        keep[_rows_to_keep(keys)] = True
+    tmp = final.with_name(f".{final.name}.tmp")
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        pending: list[pa.Table] = []
+        offset = 0
+        for src in sources:
+            for batch in pq.ParquetFile(src).iter_batches(batch_size=_MERGE_BATCH_ROWS):
+                rows = keep[offset : offset + batch.num_rows]
+                offset += batch.num_rows
+                if rows.any():
+                    table = pa.Table.from_batches([batch])
+                    table = conform(table).select(schema.names).cast(schema)
+                    pending.append(table if rows.all() else table.filter(pa.array(rows)))
+                if sum(t.num_rows for t in pending) >= _ROW_GROUP_ROWS:
+                    writer.write_table(pa.concat_tables(pending))
+                    pending = []
+        if pending:
+            writer.write_table(pa.concat_tables(pending))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
     for part in parts:
         part.unlink()
     if (run_dir / PARTS_DIR).exists():
         (run_dir / PARTS_DIR).rmdir()
     return final
+
+
+_MERGE_BATCH_ROWS = 4096
+_ROW_GROUP_ROWS = 65536  # one row group per ~64k rows, not one per 500-row part
 
 
 def read_records(run_dir: Path | str) -> pa.Table:
@@ -216,12 +245,17 @@ def one_row_per_job(table: pa.Table) -> pa.Table:
     """
     if table.num_rows == 0:
         return table
-    keys = table.select(["job_id", "status"]).to_pandas()
-    keys["row"] = range(len(keys))
-    ok = keys[keys["status"] == "ok"].drop_duplicates("job_id", keep="first")
-    rest = keys[~keys["job_id"].isin(ok["job_id"])].drop_duplicates("job_id", keep="last")
-    rows = sorted([*ok["row"], *rest["row"]])
+    rows = _rows_to_keep(table.select(["job_id", "status"]))
     return table if len(rows) == table.num_rows else table.take(rows)
+
+
+def _rows_to_keep(keys: pa.Table) -> list[int]:
+    """Row numbers (in order) that `one_row_per_job` keeps, from job_id and status alone."""
+    frame = keys.to_pandas()
+    frame["row"] = range(len(frame))
+    ok = frame[frame["status"] == "ok"].drop_duplicates("job_id", keep="first")
+    rest = frame[~frame["job_id"].isin(ok["job_id"])].drop_duplicates("job_id", keep="last")
+    return sorted([*ok["row"], *rest["row"]])
 
 
 def conform(table: pa.Table) -> pa.Table:
