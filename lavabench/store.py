@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lavabench.errors import StoreError
@@ -216,7 +217,7 @@ def finalize_parts(run_dir: Path, schema: pa.Schema) -> Path:
 
 
 _MERGE_BATCH_ROWS = 4096
-_ROW_GROUP_ROWS = 65536  # one row group per ~64k rows, not one per 500-row part
+_ROW_GROUP_ROWS = 8192  # row groups of ~8k rows, not one per 500-row part (64k held +115 MB)
 
 
 def read_records(run_dir: Path | str) -> pa.Table:
@@ -249,8 +250,13 @@ def one_row_per_job(table: pa.Table) -> pa.Table:
     return table if len(rows) == table.num_rows else table.take(rows)
 
 
-def _rows_to_keep(keys: pa.Table) -> list[int]:
-    """Row numbers (in order) that `one_row_per_job` keeps, from job_id and status alone."""
+def _rows_to_keep(keys: pa.Table) -> list[int] | range:
+    """Row numbers (in order) that `one_row_per_job` keeps, from job_id and status alone.
+
+    The common case (no resume, no crash mid-merge) has every job once: Arrow says so
+    without turning 100,000 ids into Python objects (bench_memory: +80 MB at 100k)."""
+    if pc.count_distinct(keys["job_id"]).as_py() == keys.num_rows:
+        return range(keys.num_rows)
     frame = keys.to_pandas()
     frame["row"] = range(len(frame))
     ok = frame[frame["status"] == "ok"].drop_duplicates("job_id", keep="first")
