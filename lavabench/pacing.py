@@ -86,7 +86,10 @@ def arrival_offsets_s(
     """Intended send time of each of `n` jobs, seconds after the run starts; None = closed.
 
     Pure and seeded, so a run's load shape can be reproduced and tested without a clock.
-    Poisson: exponential gaps with mean 1/rate; the first job goes at 0.
+    Poisson: seeded exponential gaps, rescaled so that the n - 1 gaps end exactly at
+    (n - 1) / rate, as in `constant`; the first job goes at 0. That is a Poisson process
+    conditioned on its length (uniform spacings: gaps still CV ~1), whose realised rate is the
+    requested one: raw draws are off by ~1/sqrt(n) (seed 0, 100 jobs at 10/s: -18%).
     """
     if arrival == "closed":
         return None
@@ -97,8 +100,11 @@ def arrival_offsets_s(
     if arrival == "constant":
         return [i / rate_per_s for i in range(n)]
     rng = random.Random(seed)
-    offsets, t = [], 0.0
-    for _ in range(n):
+    gaps = [rng.expovariate(rate_per_s) for _ in range(n - 1)]
+    total = math.fsum(gaps)
+    scale = (n - 1) / rate_per_s / total if total > 0 else 1.0
+    offsets, t = [0.0], 0.0
+    for gap in gaps:
+        t += gap * scale
         offsets.append(t)
-        t += rng.expovariate(rate_per_s)
-    return offsets
+    return offsets[:n]
