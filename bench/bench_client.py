@@ -52,6 +52,21 @@ class CountingSink:
         self.rows.append(record)
 
 
+class ParquetSink(CountingSink):
+    """Rows go to Parquet as in `lavabench run` (RecordWriter: parts flushed off the loop,
+    merged at the end); they are also kept here so the bench can match them to the log."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        from lavabench.store import RecordWriter
+
+        self.writer = RecordWriter(run_dir, metadata={}, flush_rows=500, flush_interval_s=1.0)
+
+    def write(self, record: Record) -> None:
+        self.rows.append(record)
+        self.writer.write(record)
+
+
 def _config() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     from hydra import compose, initialize_config_dir
 
@@ -87,11 +102,14 @@ async def drive(
     *,
     monitor: HealthMonitor | None = None,
     observer: Any = None,
+    parquet_dir: Path | None = None,
 ) -> tuple[list[Record], float, float]:
     """n distinct prompts through the real Runner -> HttpClient path, after a warm-up that
     opens the connections; returns (rows, wall seconds, client CPU seconds). With `monitor`
-    the health samplers run as in `lavabench run`. Also used by tests/test_timing.py and
-    tests/test_validity_e2e.py (`observer` is their hook to block the loop)."""
+    the health samplers run as in `lavabench run`; with `parquet_dir` the rows are recorded
+    to Parquet as `lavabench run` does, inside the timed section (the final merge included).
+    Also used by tests/test_timing.py and tests/test_validity_e2e.py (`observer` is their
+    hook to block the loop)."""
     model = Model(
         name=MODEL, id=model_id, price=Price(Decimal("0.9"), Decimal("0.9")), context_length=8
     )
@@ -114,7 +132,7 @@ async def drive(
     client = HttpClient(max_connections=concurrency, timeouts=Timeouts())
     settings = RunSettings(run_id="bench", endpoint="sim", concurrency=concurrency, max_tokens=64,
                            stream=True, keep_text=False, retry=RetryPolicy(max_attempts=1))  # fmt: skip
-    sink = CountingSink()
+    sink = CountingSink() if parquet_dir is None else ParquetSink(parquet_dir)
     try:
         warm = Runner(
             settings, client=client, make_request=make_request, sink=CountingSink(), rate=NoCap()
@@ -165,6 +183,7 @@ def _run(
     catalog,
     jitter: float = 0.0,
     health: bool = False,
+    parquet: bool = False,
 ) -> dict[str, Any]:
     import uvloop
 
@@ -174,11 +193,15 @@ def _run(
     with running_simulator(settings, catalog) as sim:
         os.sched_setaffinity(0, {1})
         sim_cpu0 = _process_tree_cpu_s(sim.pid)
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        with (
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             monitor = HealthMonitor() if health else None
             rows, wall, cpu = runner.run(
-                drive(sim.base_url, catalog[MODEL]["id"], n, concurrency, monitor=monitor)
-            )
+                drive(sim.base_url, catalog[MODEL]["id"], n, concurrency, monitor=monitor,
+                      parquet_dir=Path(tmp) if parquet else None)
+            )  # fmt: skip
         # includes the warm-up requests: an upper bound on the simulator's share
         sim_cpu = _process_tree_cpu_s(sim.pid) - sim_cpu0
     os.sched_setaffinity(0, {0, 1})
@@ -194,7 +217,12 @@ def _run(
         "client_cpu_share": cpu / wall,
         "sim_cpu_share_upper": sim_cpu / wall,
         "health_sampler": health,
+        "parquet": parquet,
     }
+    if monitor is not None:
+        summary = monitor.summary(concurrency=concurrency)
+        result["loop_lag_ms_p99"] = summary.get("lag_ms", {}).get("p99")
+        result["in_flight_mean"] = summary.get("in_flight", {}).get("mean")
     if log:
         planned = {}
         for line in Path(log).read_text().splitlines():
@@ -230,11 +258,10 @@ def main() -> None:
     defaults, catalog = _config()
     scale = 1 if args.quick else 4
     rows = []
-    for c in (1, 64, 256, 1024):
+    for c in (1, 64, 256, 1024):  # the full path: SSE parsing, timing and Parquet recording
         n = max(500, c * 4) * scale if c > 1 else 500 * scale
-        rows.append(
-            {"kind": "capacity", **_run(n, c, zero=True, defaults=defaults, catalog=catalog)}
-        )
+        row = _run(n, c, zero=True, defaults=defaults, catalog=catalog, health=True, parquet=True)
+        rows.append({"kind": "capacity", "client": "lavabench", **row})
         print(rows[-1], flush=True)
     # what the health samplers cost: the same zero-delay run with them off and on, alternated
     for _ in range(2):
@@ -246,7 +273,8 @@ def main() -> None:
     for jitter in (0.1, 0.0):  # realistic per-request jitter, then phase-locked streams
         for c in (1, 32, 64, 256):
             n = max(64, c * 5) * (2 if not args.quick else 1)
-            row = _run(n, c, zero=False, defaults=defaults, catalog=catalog, jitter=jitter)
+            row = _run(n, c, zero=False, defaults=defaults, catalog=catalog, jitter=jitter,
+                       health=True, parquet=True)  # fmt: skip
             rows.append({"kind": "timing", **row})
             print(rows[-1], flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)

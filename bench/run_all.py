@@ -14,6 +14,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -27,15 +28,212 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _by_c(rows: list[dict[str, Any]], kind: str, **match: Any) -> dict[int, dict[str, Any]]:
+    return {
+        r["concurrency"]: r
+        for r in rows
+        if r.get("kind") == kind and all(r.get(k) == v for k, v in match.items())
+        and not r.get("error")
+    }  # fmt: skip
+
+
+def capacity_section(client: list, bare: list, peers: list) -> list[str]:
+    """lavabench (full path: SSE, timing, Parquet) vs a bare aiohttp loop vs the peers."""
+    lines = [
+        "",
+        "## Capacity (zero server delays, 32-token streams, client on one core)",
+        "",
+        "lavabench = the full request path (Runner -> HttpClient -> SSE parsing -> Record ->",
+        "Parquet via RecordWriter, health samplers on); bare aiohttp = one ClientSession reading",
+        "every SSE line, nothing else; peers = their own benchmark phase, whole process tree",
+        "on the client core.",
+        "",
+        "| client | concurrency | requests | req/s | output tok/s | client CPU s / 1k req | in flight (mean) | loop lag p99 ms | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(_by_c(client, "capacity").values(), key=lambda r: r["concurrency"]):
+        lines.append(
+            f"| lavabench | {r['concurrency']} | {r['requests']} | {r['req_per_s']:,.0f} | "
+            f"{r['output_tokens_per_s']:,.0f} | {r['client_cpu_s_per_1k']:.3f} | "
+            f"{_fmt(r.get('in_flight_mean'), '.1f')} | {_fmt(r.get('loop_lag_ms_p99'), '.1f')} | "
+            f"CPU share {r['client_cpu_share']:.2f} |"
+        )
+    for r in bare:
+        lines.append(
+            f"| bare aiohttp | {r['concurrency']} | {r['requests']} | {r['req_per_s']:,.0f} | "
+            f"{r['output_tokens_per_s']:,.0f} | {r['client_cpu_s_per_1k']:.3f} | - | - | "
+            f"CPU share {r['client_cpu_share']:.2f} |"
+        )
+    for r in (r for r in peers if r["kind"] == "capacity"):
+        if r.get("error"):
+            lines.append(f"| {r['tool']} | {r['concurrency']} | - | - | - | - | - | - | "
+                         f"could not run: {r['error']} |")  # fmt: skip
+            continue
+        lines.append(
+            f"| {r['tool']} {r['version']} | {r['concurrency']} | {r['completed']} | "
+            f"{r['req_per_s']:,.0f} | {r['output_tokens_per_s']:,.0f} | "
+            f"{r['client_cpu_s_per_1k']:.2f} (start-up incl.: "
+            f"{r['client_cpu_s_per_1k_incl_startup']:.2f}) | {_fmt(r['achieved_concurrency'], '.1f')} | - | "
+            f"{r.get('note') or ''} |"
+        )
+    return lines
+
+
+def timing_section(client: list, peers: list) -> list[str]:
+    lines = [
+        "",
+        "## Timing truth (50 ms TTFT, 10 ms ITL)",
+        "",
+        "lavabench: TTFT error = client TTFT - the simulator's own first-token send stamp, per",
+        "request (joined by completion id); ITL error = client gap - planned gap. jitter 0 =",
+        "all streams phase-locked (worst case). Peers: their own percentiles minus the",
+        "injected 50 / 10 ms (aggregate; no per-request join is possible).",
+        "",
+        "| client | jitter | concurrency | requests | TTFT err p50 / p99 / max ms | ITL err p50 / p99 ms | loop lag p99 ms | in flight (mean) | client CPU share |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in (r for r in client if r["kind"] == "timing"):
+        lines.append(
+            f"| lavabench | {r['jitter']} | {r['concurrency']} | {r['requests']} | "
+            f"{_fmt(r['ttft_err_ms_p50'])} / {_fmt(r['ttft_err_ms_p99'])} / "
+            f"{_fmt(r['ttft_err_ms_max'])} | {_fmt(r['itl_err_ms_p50'])} / "
+            f"{_fmt(r['itl_err_ms_p99'])} | {_fmt(r.get('loop_lag_ms_p99'), '.1f')} | "
+            f"{_fmt(r.get('in_flight_mean'), '.1f')} | {r['client_cpu_share']:.2f} |"
+        )
+    for r in (r for r in peers if r["kind"] == "timing"):
+        if r.get("error"):
+            lines.append(f"| {r['tool']} | - | {r['concurrency']} | - | could not run: "
+                         f"{r['error']} | - | - | - | - |")  # fmt: skip
+            continue
+        lines.append(
+            f"| {r['tool']} {r['version']} | default | {r['concurrency']} | {r['completed']} | "
+            f"{_fmt(r['ttft_err_ms_p50'])} / {_fmt(r['ttft_err_ms_p99'])} / "
+            f"{_fmt(r['ttft_err_ms_max'])} | {_fmt(r['itl_err_ms_p50'])} / "
+            f"{_fmt(r['itl_err_ms_p99'])} | - | {_fmt(r['achieved_concurrency'], '.1f')} | - |"
+        )
+    return lines
+
+
+def rate_section(rate: dict) -> list[str]:
+    lines = [
+        "",
+        f"## Rate precision (`lavabench run load=constant|poisson`; target within {rate['target_pct']}%)",
+        "",
+        "Achieved = (n - 1) / (last actual send - first actual send), from the records.",
+        "",
+        "| arrival | requested /s | requests | achieved /s | error % | CV actual / intended | dispatch late p50 / p99 / max ms | loop lag p99 ms | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rate["rows"]:
+        lines.append(
+            f"| {r['arrival']} | {r['requested_per_s']:,} | {r['requests']:,} | "
+            f"{r['achieved_per_s']:,.2f} | {r['error_pct']:+.2f} | {r['cv_actual']:.3f} / "
+            f"{r['cv_intended']:.3f} | {r['late_ms_p50']:.2f} / {r['late_ms_p99']:.2f} / "
+            f"{r['late_ms_max']:.2f} | {_fmt(r.get('lag_ms_p99'), '.1f')} | {r['verdict']} |"
+        )
+    return lines
+
+
+def memory_section(memory: dict) -> list[str]:
+    lines = [
+        "",
+        f"## Memory (`lavabench run`, closed loop c={memory['concurrency']}; target peak RSS at 100k <= {memory['target_ratio']} x at 10k)",
+        "",
+        "| variant | requests | peak RSS MB | RSS while sending (peak) MB | wall s | req/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in memory["rows"]:
+        lines.append(
+            f"| {r['variant']} | {r['requests']:,} | {r['peak_rss_mb']:.0f} | "
+            f"{r['peak_rss_sending_mb']:.0f} | {r['wall_s']:.1f} | {r['req_per_s']:,.0f} |"
+        )
+    ratios = ", ".join(f"{v}: {x:.2f}" for v, x in memory["ratios"].items())
+    lines += ["", f"Peak ratio 100k / 10k: {ratios}."]
+    return lines
+
+
+def targets_section(client, bare, peers, rate, memory, report) -> list[str]:
+    """Issue 6's targets, each with the numbers it was decided on."""
+    ours = _by_c(client, "capacity")
+    bare_c = {r["concurrency"]: r for r in bare}
+    peer_256 = [r["req_per_s"] for r in peers
+                if r["kind"] == "capacity" and r["concurrency"] == 256 and not r.get("error")]  # fmt: skip
+    timing = _by_c(client, "timing", jitter=0.1)
+    checks = []
+    if 256 in ours and peer_256:
+        best = max(peer_256)
+        x = ours[256]["req_per_s"] / best
+        checks.append(
+            (
+                x >= 10,
+                f"capacity c=256: {ours[256]['req_per_s']:,.0f} req/s = {x:.1f}x the best peer ({best:,.0f})",
+                ">= 10x",
+            )
+        )
+    if 256 in ours and 256 in bare_c:
+        share = ours[256]["req_per_s"] / bare_c[256]["req_per_s"]
+        checks.append(
+            (
+                share >= 0.7,
+                f"capacity c=256: {share:.0%} of bare aiohttp ({bare_c[256]['req_per_s']:,.0f} req/s)",
+                ">= 70%",
+            )
+        )
+    for c, limit in ((64, 1.0), (1, 0.5)):
+        if c in timing:
+            p99 = timing[c]["ttft_err_ms_p99"]
+            checks.append(
+                (
+                    p99 <= limit,
+                    f"TTFT error p99 at c={c}: {p99:.2f} ms (lag p99 {_fmt(timing[c].get('loop_lag_ms_p99'), '.1f')} ms)",
+                    f"<= {limit} ms",
+                )
+            )
+    worst = max(rate["rows"], key=lambda r: abs(r["error_pct"]))
+    checks.append(
+        (
+            rate["all_within_target"],
+            f"rate: worst cell {worst['arrival']} {worst['requested_per_s']}/s at {worst['error_pct']:+.2f}%",
+            f"within {rate['target_pct']}%",
+        )
+    )
+    for variant, ratio in memory["ratios"].items():
+        checks.append(
+            (
+                ratio <= memory["target_ratio"],
+                f"memory ({variant}): peak 100k / 10k = {ratio:.2f}",
+                f"<= {memory['target_ratio']}",
+            )
+        )
+    checks.append(
+        (
+            report["report_wall_s"] < 30,
+            f"report on {report['rows']:,} records: {report['report_wall_s']:.1f} s",
+            "< 30 s",
+        )
+    )
+    lines = ["", "## Targets (issue 6)", "", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {target} | {what} | {'yes' if ok else 'NO'} |" for ok, what, target in checks]
+    return lines
+
+
 def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     quick = "--quick" in sys.argv
-    _run("bench_sim.py", "--duration", "5" if quick else "10")
-    _run("bench_client.py", *(["--quick"] if quick else []))
-    _run("bench_report.py")
-    _run("bench_compare.py")
+    if "--render" not in sys.argv:  # --render: only rebuild latest.md from the JSON files
+        q = ["--quick"] if quick else []
+        _run("bench_sim.py", "--duration", "5" if quick else "10")
+        for script in ("bench_client.py", "bench_aiohttp.py", "bench_peers.py",
+                       "bench_rate.py", "bench_memory.py"):  # fmt: skip
+            _run(script, *q)
+        _run("bench_report.py")
+        _run("bench_compare.py")
     sim = json.loads((RESULTS / "sim.json").read_text())
     client = json.loads((RESULTS / "client.json").read_text())
+    bare = json.loads((RESULTS / "aiohttp.json").read_text())
+    peers = json.loads((RESULTS / "peers.json").read_text())
+    rate = json.loads((RESULTS / "rate.json").read_text())
+    memory = json.loads((RESULTS / "memory.json").read_text())
     report = json.loads((RESULTS / "report.json").read_text())
     compare = json.loads((RESULTS / "compare.json").read_text())
 
@@ -57,19 +255,7 @@ def main() -> None:
             f"{r['responses_per_s']:,.0f} | {r['server_cpu_s_per_1k']:.3f} | "
             f"{r['latency_p50_s'] * 1e3:.1f} / {r['latency_p99_s'] * 1e3:.1f} ms |"
         )
-    lines += [
-        "",
-        "## Client capacity (zero server delays; Runner -> HttpClient -> SSE -> Record)",
-        "",
-        "| concurrency | requests | req/s | output tok/s | client CPU s / 1k req | client CPU share | sim CPU share (upper) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in (r for r in client if r["kind"] == "capacity"):
-        lines.append(
-            f"| {r['concurrency']} | {r['requests']} | {r['req_per_s']:,.0f} | "
-            f"{r['output_tokens_per_s']:,.0f} | {r['client_cpu_s_per_1k']:.3f} | "
-            f"{r['client_cpu_share']:.2f} | {r['sim_cpu_share_upper']:.2f} |"
-        )
+    lines += capacity_section(client, bare, peers)
     cost = [r for r in client if r["kind"] == "health_cost"]
     if cost:
         lines += [
@@ -84,24 +270,9 @@ def main() -> None:
                 f"| {'on' if r['health_sampler'] else 'off'} | {r['requests']} | "
                 f"{r['req_per_s']:,.0f} | {r['client_cpu_s_per_1k']:.3f} |"
             )
-    lines += [
-        "",
-        "## Timing truth (50 ms TTFT, 10 ms ITL)",
-        "",
-        "TTFT error = client TTFT - the simulator's actual first-token send time, per request;",
-        "ITL error = client gap - planned gap. jitter 0 = all streams phase-locked (worst case).",
-        "",
-        "| jitter | concurrency | requests | TTFT err p50 / p99 / max ms | TTFT vs plan p50 ms | ITL err p50 / p99 / max ms | client CPU share |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in (r for r in client if r["kind"] == "timing"):
-        lines.append(
-            f"| {r['jitter']} | {r['concurrency']} | {r['requests']} | "
-            f"{_fmt(r['ttft_err_ms_p50'])} / {_fmt(r['ttft_err_ms_p99'])} / "
-            f"{_fmt(r['ttft_err_ms_max'])} | {_fmt(r['ttft_vs_plan_ms_p50'])} | "
-            f"{_fmt(r['itl_err_ms_p50'])} / {_fmt(r['itl_err_ms_p99'])} / "
-            f"{_fmt(r['itl_err_ms_max'])} | {r['client_cpu_share']:.2f} |"
-        )
+    lines += timing_section(client, peers)
+    lines += rate_section(rate)
+    lines += memory_section(memory)
     lines += [
         "",
         "## Report (target < 30 s and < 2 GB over 1,000,000 records)",
@@ -127,13 +298,11 @@ def main() -> None:
         f"| -5 pt accuracy detected | {acc['comparisons']} | 2,000 | {acc['rate_at_n2000']:.0%} | >= 95% |",
         "",
     ]
+    lines += targets_section(client, bare, peers, rate, memory, report)
     (RESULTS / "latest.md").write_text("\n".join(lines))
-    (RESULTS / "latest.json").write_text(
-        json.dumps(
-            {"simulator": sim, "client": client, "report": report, "compare": compare}, indent=2
-        )
-        + "\n"
-    )
+    raw = {"simulator": sim, "client": client, "bare_aiohttp": bare, "peers": peers,
+           "rate": rate, "memory": memory, "report": report, "compare": compare}  # fmt: skip
+    (RESULTS / "latest.json").write_text(json.dumps(raw, indent=2) + "\n")
     print("\n".join(lines))
     print(f"\nwritten: {RESULTS / 'latest.md'}")
 
