@@ -44,9 +44,15 @@ MODEL = "llama-v3p3-70b-instruct"
 OUTPUT_TOKENS = 32
 
 
+class Rows(list[Record]):
+    """A run's rows plus the runner's clock origin (their `*_ns` stamps count from it)."""
+
+    origin_ns: int = 0
+
+
 class CountingSink:
     def __init__(self) -> None:
-        self.rows: list[Record] = []
+        self.rows = Rows()
 
     def write(self, record: Record) -> None:
         self.rows.append(record)
@@ -151,7 +157,10 @@ async def drive(
         finally:
             if monitor is not None:
                 await monitor.stop()
+        if isinstance(sink, ParquetSink):
+            sink.writer.close()  # the final merge is part of what a run costs
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        sink.rows.origin_ns = runner.origin_ns
     finally:
         await client.aclose()
     return sink.rows, wall, cpu
@@ -228,8 +237,22 @@ def _run(
         for line in Path(log).read_text().splitlines():
             entry = json.loads(line)
             planned[entry["completion_id"]] = entry
-        # the client's own error: against when the simulator actually wrote the first token
-        ttft = np.array([(r.ttft_s - planned[r.response_id]["sent_ttft_s"]) * 1e3 for r in ok])
+        # The client's own error, on one clock (CLOCK_MONOTONIC, both processes): when the
+        # client stamped the first token minus when the simulator wrote it. Not "client TTFT
+        # - the server's TTFT": that also counts the request's wait in the simulator's loop
+        # before it stamps receipt (measured at c=64: up to 16 ms when many requests land in
+        # one loop iteration), which is the server's latency, not the client's error.
+        origin = rows.origin_ns
+        ttft = np.array([
+            (origin + r.first_token_ns) / 1e6
+            - (planned[r.response_id]["received_mono_s"] + planned[r.response_id]["sent_ttft_s"]) * 1e3
+            for r in ok
+        ])  # fmt: skip
+        # ... and the request's way in: client send stamp -> the simulator's receipt stamp
+        inbound = np.array([
+            planned[r.response_id]["received_mono_s"] * 1e3 - (origin + r.send_ns) / 1e6
+            for r in ok
+        ])  # fmt: skip
         vs_plan = np.array(
             [(r.ttft_s - planned[r.response_id]["planned_ttft_s"]) * 1e3 for r in ok]
         )
@@ -242,6 +265,8 @@ def _run(
             "ttft_err_ms_p99": float(np.percentile(ttft, 99)),
             "ttft_err_ms_max": float(ttft.max()),
             "ttft_vs_plan_ms_p50": float(np.percentile(vs_plan, 50)),
+            "inbound_ms_p50": float(np.percentile(inbound, 50)),
+            "inbound_ms_p99": float(np.percentile(inbound, 99)),
             "itl_err_ms_p50": float(np.percentile(itl, 50)),
             "itl_err_ms_p99": float(np.percentile(itl, 99)),
             "itl_err_ms_max": float(itl.max()),

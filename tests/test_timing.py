@@ -50,9 +50,14 @@ def test_ttft_and_itl_within_2ms_of_injected_delays(
     planned = {e["completion_id"]: e for e in read_log(log)}
     assert len(rows) == 10 * concurrency and all(r.status == "ok" for r in rows)
 
-    # The client's error: its TTFT minus when the simulator actually wrote the first token
-    # (libuv timers tick in whole ms, so the write itself lands within ~1 ms of the plan).
-    ttft_err_ms = np.array([(r.ttft_s - planned[r.response_id]["sent_ttft_s"]) * 1e3 for r in rows])
+    # The client's error, on the one monotonic clock both processes read: when it stamped
+    # the first token minus when the simulator wrote it (bench/bench_client.py says why not
+    # "client TTFT - server TTFT": that adds the request's wait in the simulator's loop).
+    ttft_err_ms = np.array([
+        (rows.origin_ns + r.first_token_ns) / 1e6
+        - (planned[r.response_id]["received_mono_s"] + planned[r.response_id]["sent_ttft_s"]) * 1e3
+        for r in rows
+    ])  # fmt: skip
     vs_plan_ms = np.array(
         [(r.ttft_s - planned[r.response_id]["planned_ttft_s"]) * 1e3 for r in rows]
     )
@@ -74,5 +79,5 @@ def test_ttft_and_itl_within_2ms_of_injected_delays(
     assert abs(np.median(itl_err_ms)) < 2.0, "median ITL error"
     assert abs(itl_err_ms.mean()) < 2.0, "mean ITL error"
     # the tail is reported, and bounded loosely: a busy loop would show tens of ms
-    assert p99 < 15.0, f"p99 TTFT error {p99:.2f} ms"
+    assert p99 < 5.0, f"p99 TTFT error {p99:.2f} ms"
     assert datetime.now(UTC) > rows[0].started_at

@@ -161,6 +161,8 @@ class Connection(asyncio.Protocol):
         transport = self._transport
         if self._closed or transport is None:
             return
+        if resp.record is not None:  # on the machine's monotonic clock, as clients stamp
+            resp.record["received_mono_s"] = req.received_at
         if resp.parts:
             if resp.head:
                 transport.write(resp.head)
