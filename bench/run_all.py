@@ -28,6 +28,11 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _ms(seconds: float | None) -> str:
+    """Seconds as ms; '-' where the load tool reports no latency (aiohttp load, not wrk)."""
+    return "-" if seconds is None else f"{seconds * 1e3:.1f} ms"
+
+
 def _by_c(rows: list[dict[str, Any]], kind: str, **match: Any) -> dict[int, dict[str, Any]]:
     return {
         r["concurrency"]: r
@@ -253,7 +258,7 @@ def main() -> None:
         lines.append(
             f"| {r['mode']} | {r['workers']} | {r['tool']} | {r['connections']} | "
             f"{r['responses_per_s']:,.0f} | {r['server_cpu_s_per_1k']:.3f} | "
-            f"{r['latency_p50_s'] * 1e3:.1f} / {r['latency_p99_s'] * 1e3:.1f} ms |"
+            f"{_ms(r.get('latency_p50_s'))} / {_ms(r.get('latency_p99_s'))} |"
         )
     lines += capacity_section(client, bare, peers)
     cost = [r for r in client if r["kind"] == "health_cost"]

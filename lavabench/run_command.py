@@ -145,7 +145,7 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
         try:
             if p.conf.runner.workers > 1:
                 outcome = _run_in_workers(p, cfg, run_dir, run_id, endpoint, guard,
-                                          limiter_address)  # fmt: skip
+                                          limiter_address, writer)  # fmt: skip
             else:
                 outcome = _run_loop(p, run_id, endpoint, writer, guard, secrets, limiter_address)
             status = _status(outcome)
@@ -469,8 +469,10 @@ def _run_in_workers(
     endpoint: Endpoint,
     guard: SpendGuard | None,
     limiter_address: str | None,
+    writer: RecordWriter,
 ) -> RunOutcome:
-    """`runner.workers=N`: the run split over N processes (lavabench/workers.py)."""
+    """`runner.workers=N`: the run split over N processes (lavabench/workers.py). The
+    workers write the rows; `writer` merges their parts and carries the run's health."""
     r = p.conf.runner
     if p.conf.cache.enabled:
         raise ConfigError(
@@ -503,6 +505,8 @@ def _run_in_workers(
         outcome.fatal = outcome.fatal or GatewayError(f"worker failed: {failed[0]['error']}")
     outcome.health = worst_health(summaries)
     outcome.workers = [{k: v for k, v in s.items() if k != "traceback"} for s in summaries]
+    if outcome.health is not None:
+        writer.add_metadata("health", json.dumps(outcome.health, sort_keys=True))
     return outcome
 
 
