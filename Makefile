@@ -20,7 +20,7 @@ demo: setup
 	$(BIN)/lavabench report --latest
 
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow or ray"
+	$(BIN)/python -m pytest -q -m "not slow or ray" --durations=10
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow

@@ -123,8 +123,11 @@ def draw_figures(
     table: pd.DataFrame,
     out_dir: Path,
     history_dir: Path | None = None,
+    cells: pd.DataFrame | None = None,
 ) -> list[tuple[str, str, bytes]]:
-    """All figures of the report, written as PNG and SVG; returns (name, title, png)."""
+    """All figures of the report, written as PNG and SVG; returns (name, title, png).
+
+    `cells` (analysis.cell_table) holds the per-dataset tables when the caller has them."""
     figs = _Figures(out_dir, runs.simulated)
     colors = model_colors(list(table["model"]))
     if history_dir is not None:  # `report --history`: nightly trends first
@@ -135,7 +138,11 @@ def draw_figures(
                       f"Accuracy vs cost, {scope}")  # fmt: skip
     if len(datasets) > 1:
         for d in datasets:
-            t = model_table(runs, dataset=d, prepared=prepared)
+            t = (
+                model_table(runs, dataset=d, prepared=prepared)
+                if cells is None
+                else cells[cells["dataset"] == d].reset_index(drop=True)
+            )
             _quality_vs_price(figs, t, colors, "usd_per_1k_items", f"quality_vs_price_{_slug(d)}",
                               f"Accuracy vs cost, {d}")  # fmt: skip
     _quality_vs_price(figs, table, colors, "blended_usd_per_mtok", "quality_vs_blended_price",
@@ -264,7 +271,9 @@ def write_report(
     cells = cell_table(runs, prepared=prepared)
     decision = pick_model(prepared, table, min_quality=min_quality,
                           max_p90_ttft_s=max_p90_ttft_s, max_p90_e2e_s=max_p90_e2e_s)  # fmt: skip
-    figures = draw_figures(runs, prepared, table, out_dir, history_dir) if not table.empty else []
+    figures = (
+        draw_figures(runs, prepared, table, out_dir, history_dir, cells) if not table.empty else []
+    )
     decision_text = format_pick(decision)
     sim = " (simulated)" if runs.simulated else ""
     run_ids = [str(i.get("run_id", d.name)) for i, d in zip(runs.infos, run_dirs, strict=True)]
