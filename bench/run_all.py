@@ -79,8 +79,10 @@ def capacity_section(client: list, bare: list, peers: list) -> list[str]:
             f"{r['req_per_s']:,.0f} | {r['output_tokens_per_s']:,.0f} | "
             f"{r['client_cpu_s_per_1k']:.2f} (start-up incl.: "
             f"{r['client_cpu_s_per_1k_incl_startup']:.2f}) | {_fmt(r['achieved_concurrency'], '.1f')} | - | "
-            f"{r.get('note') or ''} |"
+            f"see below |"
         )
+    notes = {f"{r['tool']} {r['version']}": r.get("note") for r in peers if r.get("note")}
+    lines += ["", *(f"- {tool}: {note}" for tool, note in notes.items())]
     return lines
 
 
@@ -89,32 +91,36 @@ def timing_section(client: list, peers: list) -> list[str]:
         "",
         "## Timing truth (50 ms TTFT, 10 ms ITL)",
         "",
-        "lavabench: TTFT error = client TTFT - the simulator's own first-token send stamp, per",
-        "request (joined by completion id); ITL error = client gap - planned gap. jitter 0 =",
-        "all streams phase-locked (worst case). Peers: their own percentiles minus the",
-        "injected 50 / 10 ms (aggregate; no per-request join is possible).",
+        "lavabench: TTFT error = when the client stamped the first token - when the simulator",
+        "wrote it, per request (joined by completion id, both on the machine's monotonic",
+        "clock); inbound = simulator receipt stamp - client send stamp (the request's way in,",
+        "including its wait in the simulator's own loop: the server's latency, not the client's",
+        "error); ITL error = client gap - planned gap. jitter 0 = all streams phase-locked.",
+        "Peers: their own TTFT / ITL percentiles minus the injected 50 / 10 ms (aggregate, and",
+        "including the inbound leg: no per-request join is possible).",
         "",
-        "| client | jitter | concurrency | requests | TTFT err p50 / p99 / max ms | ITL err p50 / p99 ms | loop lag p99 ms | in flight (mean) | client CPU share |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| client | jitter | concurrency | requests | TTFT err p50 / p99 / max ms | ITL err p50 / p99 ms | inbound p50 / p99 ms | loop lag p99 ms | in flight (mean) | client CPU share |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in (r for r in client if r["kind"] == "timing"):
         lines.append(
             f"| lavabench | {r['jitter']} | {r['concurrency']} | {r['requests']} | "
             f"{_fmt(r['ttft_err_ms_p50'])} / {_fmt(r['ttft_err_ms_p99'])} / "
             f"{_fmt(r['ttft_err_ms_max'])} | {_fmt(r['itl_err_ms_p50'])} / "
-            f"{_fmt(r['itl_err_ms_p99'])} | {_fmt(r.get('loop_lag_ms_p99'), '.1f')} | "
+            f"{_fmt(r['itl_err_ms_p99'])} | {_fmt(r.get('inbound_ms_p50'))} / "
+            f"{_fmt(r.get('inbound_ms_p99'))} | {_fmt(r.get('loop_lag_ms_p99'), '.1f')} | "
             f"{_fmt(r.get('in_flight_mean'), '.1f')} | {r['client_cpu_share']:.2f} |"
         )
     for r in (r for r in peers if r["kind"] == "timing"):
         if r.get("error"):
             lines.append(f"| {r['tool']} | - | {r['concurrency']} | - | could not run: "
-                         f"{r['error']} | - | - | - | - |")  # fmt: skip
+                         f"{r['error']} | - | - | - | - | - |")  # fmt: skip
             continue
         lines.append(
             f"| {r['tool']} {r['version']} | default | {r['concurrency']} | {r['completed']} | "
             f"{_fmt(r['ttft_err_ms_p50'])} / {_fmt(r['ttft_err_ms_p99'])} / "
             f"{_fmt(r['ttft_err_ms_max'])} | {_fmt(r['itl_err_ms_p50'])} / "
-            f"{_fmt(r['itl_err_ms_p99'])} | - | {_fmt(r['achieved_concurrency'], '.1f')} | - |"
+            f"{_fmt(r['itl_err_ms_p99'])} | - | - | {_fmt(r['achieved_concurrency'], '.1f')} | - |"
         )
     return lines
 
@@ -217,8 +223,8 @@ def targets_section(client, bare, peers, rate, memory, report) -> list[str]:
             "< 30 s",
         )
     )
-    lines = ["", "## Targets (issue 6)", "", "| target | measured | met |", "|---|---|---|"]
-    lines += [f"| {target} | {what} | {'yes' if ok else 'NO'} |" for ok, what, target in checks]
+    lines = ["", "## Targets (issue 6)", "", "| measured | target | met |", "|---|---|---|"]
+    lines += [f"| {what} | {target} | {'yes' if ok else 'NO'} |" for ok, what, target in checks]
     return lines
 
 
