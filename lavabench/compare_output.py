@@ -17,6 +17,7 @@ import pandas as pd
 from lavabench.analysis import read_runs
 from lavabench.compare import CompareResult, Row
 from lavabench.errors import ConfigError
+from lavabench.health import severity
 from lavabench.history import read_history, run_verdict
 from lavabench.manifest import expand_run_dirs, is_sweep_dir
 
@@ -32,9 +33,6 @@ class Side:
     verdicts: dict[str, str | None]
 
 
-_VERDICT_ORDER = {None: 0, "valid": 1, "suspect": 2, "invalid": 3}
-
-
 def load_run(run_dir: Path | str) -> Side:
     """A run directory's rows (with run_started_at so nights can be ordered).
 
@@ -48,7 +46,7 @@ def load_run(run_dir: Path | str) -> Side:
             rows[c] = rows[c].astype("string").astype(object)
     started = min(str(info.get("started_at") or "") for info in runs.infos)
     rows["run_started_at"] = started
-    verdict = max((run_verdict(i) for i in runs.infos), key=lambda v: _VERDICT_ORDER.get(v, 0))
+    verdict = max((run_verdict(i) for i in runs.infos), key=severity)
     if is_sweep_dir(run_dir):
         run_id = Path(run_dir).name
         rows["run_id"] = run_id

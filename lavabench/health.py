@@ -29,6 +29,11 @@ NS_PER_MS = 1_000_000
 SEVERITY = {"valid": 0, "suspect": 1, "invalid": 2}
 
 
+def severity(status: str | None) -> int:
+    """A verdict's rank for "the worst of several" (a missing verdict ranks lowest)."""
+    return SEVERITY.get(status, -1) if status is not None else -1
+
+
 @dataclass
 class HealthThresholds:
     """`health.*` in config: when a run's numbers stop being trustworthy (defaults: README)."""

@@ -38,12 +38,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from lavabench import errors
 from lavabench.errors import ConfigError, GatewayError
+from lavabench.health import severity
 from lavabench.plan import Job
 
 _START_DELAY_NS = 500_000_000  # the origin lies this far ahead of "all ready" (0.5 s): each
 # worker still builds its loop, client and samplers after saying ready (measured: 0.1 s
 # left the first requests up to 80 ms late)
-_VERDICT_ORDER = {None: 0, "valid": 1, "suspect": 2, "invalid": 3}
 
 
 @dataclass(frozen=True)
@@ -228,4 +228,4 @@ def worst_health(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
     healths = [s["health"] for s in summaries if s.get("health")]
     if not healths:
         return None
-    return max(healths, key=lambda h: _VERDICT_ORDER.get(h.get("verdict", {}).get("status"), 0))
+    return max(healths, key=lambda h: severity(h.get("verdict", {}).get("status")))
