@@ -59,6 +59,11 @@ class RunnerConf:
             (self.repeats >= 1, "runner.repeats must be >= 1"),
             (self.workers >= 1, "runner.workers must be >= 1"),
             (
+                self.workers <= self.concurrency,
+                f"runner.workers={self.workers} > runner.concurrency={self.concurrency}: "
+                "every worker needs at least one request in flight",
+            ),
+            (
                 self.workers == 1 or self.load_sweep is None,
                 "load=sweep runs in one process: drop runner.workers",
             ),
@@ -189,6 +194,14 @@ class LavabenchConf:
     history: HistoryConf = field(default_factory=HistoryConf)
     health: HealthConf = field(default_factory=HealthConf)
     limits: LimitsConf = field(default_factory=LimitsConf)
+
+    def __post_init__(self) -> None:
+        # checked with the rest of the config, before anything starts or is written
+        if self.runner.workers > 1 and self.cache.enabled:
+            raise ConfigError(
+                "cache.enabled with runner.workers > 1: the sqlite cache has one writer; use "
+                "runner.workers=1 for quality runs (the cache is for them, not for latency)"
+            )
 
 
 def register_schemas() -> None:

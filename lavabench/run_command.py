@@ -36,7 +36,7 @@ from lavabench.config import CONF_DIR, LavabenchConf, load_config, plain
 from lavabench.datasets import DatasetSpec, Prompt, dataset_sha256, load_prompts
 from lavabench.display import RunProgress, print_summary
 from lavabench.endpoints import Endpoint, resolve_endpoint
-from lavabench.errors import ConfigError, GatewayError, StoreError
+from lavabench.errors import ConfigError, StoreError
 from lavabench.grading import Grade, check_grader
 from lavabench.health import HealthMonitor, verdict, verdict_lines
 from lavabench.history import add_run
@@ -58,7 +58,13 @@ from lavabench.runner import Runner, RunOutcome, RunSettings
 from lavabench.spend import SpendGuard, plan_costs
 from lavabench.store import RecordWriter, read_records, read_run_json, write_run_json
 from lavabench.wire import chat_body
-from lavabench.workers import WorkerShare, fatal_from, run_workers, shares, worst_health
+from lavabench.workers import (
+    WorkerShare,
+    merge_summaries,
+    run_workers,
+    shares,
+    worker_summary,
+)
 
 log = logging.getLogger("lavabench")
 
@@ -474,37 +480,15 @@ def _run_in_workers(
     """`runner.workers=N`: the run split over N processes (lavabench/workers.py). The
     workers write the rows; `writer` merges their parts and carries the run's health."""
     r = p.conf.runner
-    if p.conf.cache.enabled:
-        raise ConfigError(
-            "cache.enabled with runner.workers > 1: the sqlite cache has one writer; use "
-            "runner.workers=1 for quality runs (the cache is for them, not for latency)"
-        )
     arrivals = arrival_offsets_s(r.arrival, r.rate, len(p.jobs), r.arrival_seed)
     work = shares(p.jobs, arrivals, count=r.workers, concurrency=r.concurrency, rate=r.rate,
                   budget_usd=r.budget_usd)  # fmt: skip
     log.info("run %s: %d workers, concurrency %s", run_id, r.workers,
              "+".join(str(w.concurrency) for w in work))  # fmt: skip
     summaries = run_workers(cfg, run_dir, run_id, endpoint.base_url, limiter_address, work)
-    failed = [s for s in summaries if s.get("status") == "failed"]
-    if failed and len(failed) == len(summaries):
-        raise ConfigError(f"every worker failed; first: {failed[0]['error']}")
-    outcome = RunOutcome(clock_origin_ns=min(s.get("clock_origin_ns", 0) for s in summaries))
-    for s in summaries:
-        for name in ("written", "errors", "cached", "not_started", "cancelled_in_flight"):
-            setattr(outcome, name, getattr(outcome, name) + int(s.get(name, 0)))
-        outcome.elapsed_s = max(outcome.elapsed_s, float(s.get("elapsed_s", 0.0)))
-        outcome.interrupted = outcome.interrupted or bool(s.get("interrupted"))
-        outcome.budget_reached = outcome.budget_reached or bool(s.get("budget_reached"))
-        outcome.fatal = outcome.fatal or fatal_from(s.get("fatal"))
-        outcome.circuit_open.update(s.get("circuit_open") or {})
-        for model, n in (s.get("skipped") or {}).items():
-            outcome.skipped[model] = outcome.skipped.get(model, 0) + n
-        if guard is not None:
-            guard.spent_pico += int(s.get("spent_pico", 0))
-    if failed:  # a worker that died: its rows so far are kept, the rest is for resume=
-        outcome.fatal = outcome.fatal or GatewayError(f"worker failed: {failed[0]['error']}")
-    outcome.health = worst_health(summaries)
-    outcome.workers = [{k: v for k, v in s.items() if k != "traceback"} for s in summaries]
+    outcome, spent_pico = merge_summaries(summaries)
+    if guard is not None:
+        guard.spent_pico += spent_pico
     if outcome.health is not None:
         writer.add_metadata("health", json.dumps(outcome.health, sort_keys=True))
     return outcome
@@ -556,34 +540,7 @@ def run_share(
                             share=share, start_at_ns=start_at_ns)  # fmt: skip
     finally:
         writer.close(finalize=False)
-    fatal = outcome.fatal
-    return {
-        "worker": share.index,
-        "status": "done",
-        "pid": os.getpid(),
-        "concurrency": share.concurrency,
-        "jobs": len(share.job_ids),
-        "written": outcome.written,
-        "errors": outcome.errors,
-        "cached": outcome.cached,
-        "not_started": outcome.not_started,
-        "cancelled_in_flight": outcome.cancelled_in_flight,
-        "elapsed_s": outcome.elapsed_s,
-        "interrupted": outcome.interrupted,
-        "budget_reached": outcome.budget_reached,
-        "fatal": None
-        if fatal is None
-        else {
-            "kind": fatal.kind,
-            "message": redact_text(fatal.message, secrets),
-            "http_status": fatal.http_status,
-        },
-        "circuit_open": {m: redact_text(w, secrets) for m, w in outcome.circuit_open.items()},
-        "skipped": outcome.skipped,
-        "clock_origin_ns": outcome.clock_origin_ns,
-        "spent_pico": 0 if guard is None else guard.spent_pico,
-        "health": outcome.health,
-    }
+    return worker_summary(outcome, share, 0 if guard is None else guard.spent_pico, secrets)
 
 
 def _loop_factory() -> Any:

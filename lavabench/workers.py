@@ -40,6 +40,8 @@ from lavabench import errors
 from lavabench.errors import ConfigError, GatewayError
 from lavabench.health import severity
 from lavabench.plan import Job
+from lavabench.redaction import redact_text
+from lavabench.runner import RunOutcome
 
 _START_DELAY_NS = 500_000_000  # the origin lies this far ahead of "all ready" (0.5 s): each
 # worker still builds its loop, client and samplers after saying ready (measured: 0.1 s
@@ -208,6 +210,69 @@ def worker_main(
             "traceback": traceback.format_exc(),
         }
     conn.send(summary)
+
+
+# --- a worker's summary: made in the worker, merged in the parent ------------------------
+
+_COUNTS = ("written", "errors", "cached", "not_started", "cancelled_in_flight")
+
+
+def worker_summary(
+    outcome: RunOutcome, share: WorkerShare, spent_pico: int, secrets: list[str]
+) -> dict[str, Any]:
+    """What a worker reports to the parent (picklable, credentials redacted)."""
+    fatal = outcome.fatal
+    return {
+        "worker": share.index,
+        "status": "done",
+        "pid": os.getpid(),
+        "concurrency": share.concurrency,
+        "jobs": len(share.job_ids),
+        **{name: getattr(outcome, name) for name in _COUNTS},
+        "elapsed_s": outcome.elapsed_s,
+        "interrupted": outcome.interrupted,
+        "budget_reached": outcome.budget_reached,
+        "fatal": None
+        if fatal is None
+        else {
+            "kind": fatal.kind,
+            "message": redact_text(fatal.message, secrets),
+            "http_status": fatal.http_status,
+        },
+        "circuit_open": {m: redact_text(w, secrets) for m, w in outcome.circuit_open.items()},
+        "skipped": outcome.skipped,
+        "clock_origin_ns": outcome.clock_origin_ns,
+        "spent_pico": spent_pico,
+        "health": outcome.health,
+    }
+
+
+def merge_summaries(summaries: list[dict[str, Any]]) -> tuple[RunOutcome, int]:
+    """The run's outcome from its workers' summaries, and what they spent (pico-USD).
+
+    A worker that failed stops the run as a fatal error: its rows so far are kept, and
+    `resume=` runs the rest."""
+    failed = [s for s in summaries if s.get("status") == "failed"]
+    if failed and len(failed) == len(summaries):
+        raise ConfigError(f"every worker failed; first: {failed[0]['error']}")
+    outcome = RunOutcome(clock_origin_ns=min(s.get("clock_origin_ns", 0) for s in summaries))
+    spent_pico = 0
+    for s in summaries:
+        for name in _COUNTS:
+            setattr(outcome, name, getattr(outcome, name) + int(s.get(name, 0)))
+        outcome.elapsed_s = max(outcome.elapsed_s, float(s.get("elapsed_s", 0.0)))
+        outcome.interrupted = outcome.interrupted or bool(s.get("interrupted"))
+        outcome.budget_reached = outcome.budget_reached or bool(s.get("budget_reached"))
+        outcome.fatal = outcome.fatal or fatal_from(s.get("fatal"))
+        outcome.circuit_open.update(s.get("circuit_open") or {})
+        for model, n in (s.get("skipped") or {}).items():
+            outcome.skipped[model] = outcome.skipped.get(model, 0) + n
+        spent_pico += int(s.get("spent_pico", 0))
+    if failed:
+        outcome.fatal = outcome.fatal or GatewayError(f"worker failed: {failed[0]['error']}")
+    outcome.health = worst_health(summaries)
+    outcome.workers = [{k: v for k, v in s.items() if k != "traceback"} for s in summaries]
+    return outcome, spent_pico
 
 
 def fatal_from(summary: dict[str, Any] | None) -> GatewayError | None:

@@ -113,6 +113,15 @@ def test_shares_split_jobs_concurrency_and_limits() -> None:
         shares(jobs, None, count=9, concurrency=8, rate=None, budget_usd=None)
 
 
-def test_workers_refuse_what_one_process_must_do(tmp_path) -> None:
-    proc = run_cli(["run", "runner.workers=2", "load=sweep", f"results_dir={tmp_path}"])
-    assert proc.returncode == 2 and "load=sweep runs in one process" in proc.stderr
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["load=sweep"], "load=sweep runs in one process"),
+        (["cache.enabled=true"], "the sqlite cache has one writer"),
+        (["runner.concurrency=2", "runner.workers=3"], "at least one request in flight"),
+    ],
+)
+def test_workers_refuse_what_one_process_must_do(overrides, message, tmp_path) -> None:
+    proc = run_cli(["run", "runner.workers=2", *overrides, f"results_dir={tmp_path}"])
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+    assert not list(tmp_path.glob("*/run.json"))  # refused before anything was written
