@@ -26,10 +26,11 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 lint: setup
-	$(BIN)/ruff check lavabench tests bench datasets
-	$(BIN)/ruff format --check lavabench tests bench datasets
+	$(BIN)/ruff check lavabench tests bench datasets tools
+	$(BIN)/ruff format --check lavabench tests bench datasets tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python tools/import_cycles.py
 
 bench: setup
 	$(BIN)/python bench/run_all.py
@@ -38,7 +39,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 docs: setup
-	$(BIN)/python -c "from lavabench.records import records_markdown; print(records_markdown(), end='')" > docs/records.md
+	$(BIN)/python -c "from lavabench.records.schema import records_markdown; print(records_markdown(), end='')" > docs/records.md
 
 # The nightly pipeline locally against the simulator: two runs (the second with glm-5 made
 # 30% slower), history, compare (exits 1: the injected regression), report.

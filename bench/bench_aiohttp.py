@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_client import MODEL, _config, _process_tree_cpu_s, _sim_settings  # noqa: E402
 from lavabench.sim.process import running_simulator  # noqa: E402
-from lavabench.wire import forward_url  # noqa: E402
+from lavabench.wire.protocol import forward_url  # noqa: E402
 
 HEADERS = {"authorization": "Bearer aks_test_bench0123456789", "content-type": "application/json"}
 CONCURRENCIES = (1, 64, 256)

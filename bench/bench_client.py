@@ -28,17 +28,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lavabench.catalog import Model, Price, catalog_from_mapping  # noqa: E402
-from lavabench.client import HttpClient, Timeouts, WireRequest  # noqa: E402
 from lavabench.config import CONF_DIR, plain, register_schemas  # noqa: E402
-from lavabench.datasets import Message, Prompt  # noqa: E402
-from lavabench.health import HealthMonitor  # noqa: E402
-from lavabench.pacing import NoCap  # noqa: E402
-from lavabench.plan import plan_jobs  # noqa: E402
-from lavabench.records import Record  # noqa: E402
-from lavabench.retry import RetryPolicy  # noqa: E402
-from lavabench.runner import Runner, RunSettings  # noqa: E402
+from lavabench.datasets.prompt import Message, Prompt  # noqa: E402
+from lavabench.records.schema import Record  # noqa: E402
+from lavabench.runner.gate import NoCap  # noqa: E402
+from lavabench.runner.health import HealthMonitor  # noqa: E402
+from lavabench.runner.loop import Runner, RunSettings  # noqa: E402
+from lavabench.runner.plan import plan_jobs  # noqa: E402
+from lavabench.runner.retry import RetryPolicy  # noqa: E402
 from lavabench.sim.process import running_simulator  # noqa: E402
-from lavabench.wire import chat_body, forward_url  # noqa: E402
+from lavabench.wire.client import HttpClient, Timeouts, WireRequest  # noqa: E402
+from lavabench.wire.protocol import chat_body, forward_url  # noqa: E402
 
 MODEL = "llama-v3p3-70b-instruct"
 OUTPUT_TOKENS = 32
@@ -64,7 +64,7 @@ class ParquetSink(CountingSink):
 
     def __init__(self, run_dir: Path) -> None:
         super().__init__()
-        from lavabench.store import RecordWriter
+        from lavabench.records.store import RecordWriter
 
         self.writer = RecordWriter(run_dir, metadata={}, flush_rows=500, flush_interval_s=1.0)
 
@@ -114,7 +114,7 @@ async def drive(
     opens the connections; returns (rows, wall seconds, client CPU seconds). With `monitor`
     the health samplers run as in `lavabench run`; with `parquet_dir` the rows are recorded
     to Parquet as `lavabench run` does, inside the timed section (the final merge included).
-    Also used by tests/test_timing.py and tests/test_validity_e2e.py (`observer` is their
+    Also used by tests/e2e/test_timing.py and tests/e2e/test_validity_e2e.py (`observer` is their
     hook to block the loop)."""
     model = Model(
         name=MODEL, id=model_id, price=Price(Decimal("0.9"), Decimal("0.9")), context_length=8

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lavabench.compare import compare, load_compare_config
+from lavabench.analysis.compare import compare, load_compare_config
 from lavabench.config import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent

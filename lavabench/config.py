@@ -16,13 +16,13 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from lavabench.client import Timeouts
-from lavabench.endpoints import EndpointSettings
 from lavabench.errors import ConfigError
-from lavabench.health import HealthThresholds
-from lavabench.load_sweep import LoadSweepConf
-from lavabench.pacing import ARRIVALS
-from lavabench.retry import RetryPolicy
+from lavabench.load.pacing import ARRIVALS
+from lavabench.load.steps import LoadSweepConf
+from lavabench.records.verdict import HealthThresholds
+from lavabench.runner.retry import RetryPolicy
+from lavabench.wire.client import Timeouts
+from lavabench.wire.endpoints import EndpointSettings
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -44,8 +44,8 @@ class RunnerConf:
     params: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.0})
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
-    load_sweep: LoadSweepConf | None = None  # `load=sweep`: step the load up (load_sweep.py)
-    workers: int = 1  # client processes, each with its own event loop and share (workers.py)
+    load_sweep: LoadSweepConf | None = None  # `load=sweep`: step the load up (load/steps.py)
+    workers: int = 1  # client processes, each with its own event loop and share (runner/workers.py)
 
     def __post_init__(self) -> None:
         checks = [
@@ -134,7 +134,7 @@ class HistoryConf:
 
 @dataclass
 class LimitsConf:
-    """`limits.*`: the account's limits, shared by every job of a sweep (lavabench.limiter).
+    """`limits.*`: the account's limits, shared by every job of a sweep (lavabench.load.limiter).
 
     Set for a sweep, the launching process serves them to all jobs; set for one run, that
     run serves them to itself. `address` joins a limiter that is already running (another
@@ -238,3 +238,16 @@ def plain(cfg: DictConfig | Any) -> Any:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)
     return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_schemas()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+            return compose(config_name="config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"{exc} (config directory: {CONF_DIR})") from exc

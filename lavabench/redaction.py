@@ -1,12 +1,13 @@
 """Keep credentials out of everything we write: Parquet, run.json, logs, reports.
 
-Credentials only ever come from the environment (endpoints.py); this module is the second
+Credentials only ever come from the environment (wire/endpoints.py); this module is the second
 line of defence for text that might carry one anyway (error bodies, exception messages,
 a config dump).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -44,3 +45,22 @@ def redact_mapping(value: Any, secrets: Iterable[str] = ()) -> Any:
     if isinstance(value, list | tuple):
         return [redact_mapping(v, secrets) for v in value]
     return value
+
+
+class RedactSecrets(logging.Filter):
+    """A logging filter that redacts the run's secrets from every message it passes."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_text(record.getMessage(), self._secrets)
+        record.args = None
+        return True
+
+
+def redact_logs(secrets: list[str]) -> None:
+    """Every handler (console, Hydra's log file) passes messages through redaction."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets(secrets))

@@ -31,7 +31,7 @@ def composed() -> Any:
 @pytest.fixture(scope="session")
 def sim_catalog(composed: Any) -> dict[str, dict[str, Any]]:
     from lavabench.catalog import catalog_from_mapping
-    from lavabench.run_command import catalog_for_sim
+    from lavabench.commands.run.setup import catalog_for_sim
 
     return catalog_for_sim(catalog_from_mapping(composed.catalog))
 

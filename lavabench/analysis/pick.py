@@ -1,0 +1,235 @@
+"""The decision: the cheapest model whose quality and latency are good enough, with reasons.
+
+Rules (shared/docs/statistics.md, "Pick"): candidates are the models with graded answers
+(K of them); a model qualifies when its one-sided accuracy lower bound at alpha/K (Wilson,
+or the item-cluster t bound when items were answered more than once) is >= the threshold
+and the one-sided 95% upper bound of each limited p90 latency (`quantile_test`, failures as
++inf) is under its limit. "Cheapest" is the observed cost per item in these runs (exact
+pico-USD sums / requests), not list price: it includes each model's real token usage.
+Every cheaper model is printed with why it was rejected and its paired difference to the
+pick on shared items, since overlapping intervals are not a test.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from lavabench.analysis.tables import accuracy_lower_bound, p90_upper_bound
+from lavabench.records.verdict import verdict_lines
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Accuracy difference (model - pick) on shared items, mean ± t·sd/√n, and McNemar."""
+
+    items: int
+    diff: float
+    lo: float
+    hi: float
+    b: int  # items only this model got right
+    c: int  # items only the pick got right
+    mcnemar_mid_p: float  # one-sided: this model better than the pick
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model: str
+    usd_per_1k_items: float
+    accuracy: float
+    accuracy_lower: float
+    ttft_p90_upper_s: float
+    e2e_p90_upper_s: float
+    qualifies: bool
+    reasons: tuple[str, ...]
+    paired: Paired | None = None
+
+
+@dataclass(frozen=True)
+class PickResult:
+    min_quality: float
+    max_p90_ttft_s: float | None
+    max_p90_e2e_s: float | None
+    alpha: float
+    dataset: str | None
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def pick(self) -> Candidate | None:
+        return next((c for c in self.candidates if c.qualifies), None)
+
+    @property
+    def runner_up(self) -> Candidate | None:
+        return next(iter([c for c in self.candidates if c.qualifies][1:]), None)
+
+    @property
+    def rejected_cheaper(self) -> list[Candidate]:
+        """Models cheaper than the pick (all models when none qualifies)."""
+        out = []
+        for c in self.candidates:
+            if c.qualifies:
+                break
+            out.append(c)
+        return out
+
+
+def pick_model(
+    prepared: pd.DataFrame,
+    costs: pd.DataFrame,
+    *,
+    min_quality: float,
+    max_p90_ttft_s: float | None = None,
+    max_p90_e2e_s: float | None = None,
+    alpha: float = ALPHA,
+    dataset: str | None = None,
+) -> PickResult:
+    """Decide over `prepared` rows (analysis.prepare) and `costs` (analysis.cost_table)."""
+    df = prepared if dataset is None else prepared[prepared["dataset"] == dataset]
+    graded_models = df.loc[df["_in_accuracy"], "model"].astype(str).unique()
+    cost_of = dict(zip(costs["model"].astype(str), costs["usd_per_1k_items"], strict=True))
+    order = sorted(graded_models, key=lambda m: (cost_of.get(m, math.inf), m))
+    k = max(1, len(order))
+    candidates = []
+    for model in order:
+        rows = df[df["model"] == model]
+        graded = rows[rows["_in_accuracy"]]
+        accuracy = float(graded["_correct"].mean())
+        lower = accuracy_lower_bound(df, model, alpha / k)
+        timed = rows[rows["_timed"]]
+        ttft_up = p90_upper_bound(timed["_ttft"].to_numpy()) if max_p90_ttft_s else math.nan
+        e2e_up = p90_upper_bound(timed["_e2e"].to_numpy()) if max_p90_e2e_s else math.nan
+        reasons = []
+        if not lower >= min_quality:
+            reasons.append(
+                f"accuracy {accuracy:.3f}, lower bound {lower:.3f} (alpha/K={alpha / k:.4f})"
+                f" < {min_quality}"
+            )
+        if max_p90_ttft_s is not None and not ttft_up < max_p90_ttft_s:
+            reasons.append(f"TTFT p90 upper bound {ttft_up:.3f} s >= {max_p90_ttft_s} s")
+        if max_p90_e2e_s is not None and not e2e_up < max_p90_e2e_s:
+            reasons.append(f"E2E p90 upper bound {e2e_up:.3f} s >= {max_p90_e2e_s} s")
+        candidates.append(
+            Candidate(
+                model=model,
+                usd_per_1k_items=float(cost_of.get(model, math.nan)),
+                accuracy=accuracy,
+                accuracy_lower=lower,
+                ttft_p90_upper_s=ttft_up,
+                e2e_p90_upper_s=e2e_up,
+                qualifies=not reasons,
+                reasons=tuple(reasons),
+            )
+        )
+    chosen = next((c for c in candidates if c.qualifies), None)
+    if chosen is not None:
+        candidates = [
+            c
+            if c.qualifies or c.usd_per_1k_items > chosen.usd_per_1k_items
+            else _with_paired(c, paired_difference(df, c.model, chosen.model))
+            for c in candidates
+        ]
+    return PickResult(min_quality, max_p90_ttft_s, max_p90_e2e_s, alpha, dataset, candidates)
+
+
+def _with_paired(c: Candidate, paired: Paired | None) -> Candidate:
+    return Candidate(**{**c.__dict__, "paired": paired})
+
+
+def paired_difference(df: pd.DataFrame, model_a: str, model_b: str) -> Paired | None:
+    """Per-item accuracy difference A - B on items both answered (same dataset hash)."""
+    keys = ["dataset", "dataset_sha256", "item_id"]
+    graded = df[df["_in_accuracy"]]
+    per_item = {
+        m: graded[graded["model"] == m].groupby(keys, observed=True)["_correct"].mean()
+        for m in (model_a, model_b)
+    }
+    joined = pd.concat(per_item, axis=1, join="inner").dropna()
+    n = len(joined)
+    if n == 0:
+        return None
+    a, b_ = joined[model_a].to_numpy(), joined[model_b].to_numpy()
+    d = a - b_
+    half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n) if n > 1 else math.inf
+    only_a = int(np.sum((a >= 0.5) & (b_ < 0.5)))
+    only_b = int(np.sum((b_ >= 0.5) & (a < 0.5)))
+    if only_a + only_b:
+        p = stats.binomtest(only_a, only_a + only_b, 0.5, alternative="greater").pvalue
+        mid_p = float(p - 0.5 * stats.binom.pmf(only_a, only_a + only_b, 0.5))
+    else:
+        mid_p = 1.0
+    mean = float(d.mean())
+    return Paired(n, mean, mean - half, mean + half, only_a, only_b, mid_p)
+
+
+def format_pick(result: PickResult) -> str:
+    """The decision as plain text: the pick, the runner-up, why each cheaper model lost."""
+    limits = [f"accuracy lower bound >= {result.min_quality}"]
+    if result.max_p90_ttft_s is not None:
+        limits.append(f"TTFT p90 < {result.max_p90_ttft_s} s")
+    if result.max_p90_e2e_s is not None:
+        limits.append(f"E2E p90 < {result.max_p90_e2e_s} s")
+    scope = f" on {result.dataset}" if result.dataset else ""
+    k = len(result.candidates)
+    lines = [f"pick{scope}: cheapest model with {', '.join(limits)} (K={k}, alpha={result.alpha})"]
+    pick, runner_up = result.pick, result.runner_up
+    if pick is None:
+        lines.append("no model qualifies")
+    else:
+        lines.append(f"  pick:      {_describe(pick)}")
+        lines.append(
+            f"  runner-up: {_describe(runner_up)}" if runner_up else "  runner-up: none qualifies"
+        )
+    for c in result.rejected_cheaper:
+        line = (
+            f"  rejected:  {c.model} (${c.usd_per_1k_items:.4g}/1k items): {'; '.join(c.reasons)}"
+        )
+        if c.paired is not None:
+            p = c.paired
+            line += (
+                f"; vs pick on {p.items} shared items: {p.diff:+.3f} "
+                f"[{p.lo:+.3f}, {p.hi:+.3f}], McNemar b={p.b} c={p.c} mid-p={p.mcnemar_mid_p:.3g}"
+            )
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _describe(c: Candidate) -> str:
+    text = (
+        f"{c.model} ${c.usd_per_1k_items:.4g}/1k items, accuracy {c.accuracy:.3f} "
+        f"(lower bound {c.accuracy_lower:.3f})"
+    )
+    if not math.isnan(c.ttft_p90_upper_s):
+        text += f", TTFT p90 <= {c.ttft_p90_upper_s:.3f} s"
+    if not math.isnan(c.e2e_p90_upper_s):
+        text += f", E2E p90 <= {c.e2e_p90_upper_s:.3f} s"
+    return text
+
+
+def verdict_gate(
+    infos: list[dict[str, Any]], run_names: list[str], *, allow_invalid: bool = False
+) -> tuple[list[str], str | None]:
+    """Each run's measurement verdict as lines, and why to refuse (exit 2), if so.
+
+    A decision gated on an `invalid` run would rest on the client's own latency: refuse
+    unless `--allow-invalid`. `suspect` runs are shown, not refused.
+    """
+    lines: list[str] = []
+    invalid: list[str] = []
+    for name, info in zip(run_names, infos, strict=True):
+        health = info.get("health")
+        lines += [f"{name}: {line}" for line in verdict_lines(health)]
+        if (health or {}).get("verdict", {}).get("status") == "invalid":
+            invalid.append(name)
+    if invalid and not allow_invalid:
+        return lines, (
+            f"refusing to pick on invalid measurement(s): {', '.join(invalid)} (causes above); "
+            "re-run with the remedies, or pass --allow-invalid"
+        )
+    return lines, None

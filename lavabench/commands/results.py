@@ -1,0 +1,133 @@
+"""`lavabench summary|models|report|pick`: read finished runs, print tables, write the report, decide."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lavabench.analysis.tables import per_model_summary
+from lavabench.catalog import catalog_from_mapping
+from lavabench.config import compose, plain
+from lavabench.errors import ConfigError
+from lavabench.exit_codes import EXIT_ERROR
+from lavabench.records.store import read_records
+from lavabench.records.sweep_dirs import (
+    expand_run_dirs,
+    is_sweep_dir,
+)
+from lavabench.report.terminal import print_summary
+
+
+def summary_main(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lavabench summary")
+    parser.add_argument("run_dir", type=Path)
+    opts = parser.parse_args(args)
+    for run_dir in expand_run_dirs([opts.run_dir]):
+        print_summary(per_model_summary(read_records(run_dir)), title=str(run_dir))
+    return 0
+
+
+def models_main(overrides: list[str]) -> int:
+    catalog = catalog_from_mapping(plain(compose(overrides).catalog))
+    print(f"prices read on {catalog.prices_read_on} ({catalog.prices_source})")
+    for name, m in catalog.models.items():
+        cached = "-" if m.price.cached_input is None else str(m.price.cached_input)
+        flags = ",".join(f for f, on in (("reasoning", m.reasoning), ("vision", m.vision)) if on)
+        print(
+            f"{name:28s} in {m.price.input!s:>6} out {m.price.output!s:>6} cached {cached:>6}"
+            f"  ctx {m.context_length:>8}  {flags}"
+        )
+    return 0
+
+
+def _latest_run_dir(results: Path) -> Path:
+    """The newest run (or sweep) directory under results/ that has records."""
+    runs = [
+        d
+        for d in results.iterdir()
+        if d.is_dir() and ((d / "records.parquet").exists() or (d / "records.parts").is_dir()
+                           or is_sweep_dir(d))
+    ] if results.is_dir() else []  # fmt: skip
+    if not runs:
+        raise ConfigError(f"no run with records under {results}")
+
+    # The records' own mtime: writing report/ into a run directory must not make it "newest".
+    def written(d: Path) -> float:
+        if is_sweep_dir(d):
+            return (d / "manifest.json").stat().st_mtime
+        records = d / "records.parquet"
+        return (records if records.exists() else d / "records.parts").stat().st_mtime
+
+    return max(runs, key=lambda d: (written(d), d.name))
+
+
+def report_main(args: list[str]) -> int:
+    from lavabench.records.reader import read_runs
+    from lavabench.report.page import write_report
+
+    parser = argparse.ArgumentParser(prog="lavabench report")
+    parser.add_argument("run_dirs", type=Path, nargs="*")
+    parser.add_argument("--latest", action="store_true", help="newest run under --results")
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--min-quality", type=float, default=0.85)
+    parser.add_argument("--max-p90-ttft", type=float, default=None)
+    parser.add_argument("--max-p90-e2e", type=float, default=None)
+    parser.add_argument(
+        "--history", type=Path, nargs="?", const=Path("results/history"), default=None,
+        help="add nightly trend figures from this history (default results/history)",
+    )  # fmt: skip
+    opts = parser.parse_args(args)
+    run_dirs = list(opts.run_dirs) or ([_latest_run_dir(opts.results)] if opts.latest else [])
+    if not run_dirs:
+        parser.error("give RUN_DIR ... or --latest")
+    page = write_report(
+        read_runs(expand_run_dirs(run_dirs)),
+        run_dirs[0] / "report",
+        run_dirs=expand_run_dirs(run_dirs),
+        min_quality=opts.min_quality,
+        max_p90_ttft_s=opts.max_p90_ttft,
+        max_p90_e2e_s=opts.max_p90_e2e,
+        history_dir=opts.history,
+    )
+    print(page)
+    return 0
+
+
+def pick_main(args: list[str]) -> int:
+    from lavabench.analysis.pick import format_pick, pick_model, verdict_gate
+    from lavabench.analysis.tables import cost_table, prepare
+    from lavabench.records.reader import read_runs
+
+    parser = argparse.ArgumentParser(prog="lavabench pick")
+    parser.add_argument("run_dirs", type=Path, nargs="+")
+    parser.add_argument("--min-quality", type=float, required=True)
+    parser.add_argument("--dataset", default=None)
+    parser.add_argument("--max-p90-ttft", type=float, default=None, help="seconds")
+    parser.add_argument("--max-p90-e2e", type=float, default=None, help="seconds")
+    parser.add_argument(
+        "--allow-invalid", action="store_true", help="decide even on a run whose verdict is invalid"
+    )
+    opts = parser.parse_args(args)
+    run_dirs = expand_run_dirs(opts.run_dirs)
+    runs = read_runs(run_dirs)
+    lines, refuse = verdict_gate(
+        runs.infos, [str(d) for d in run_dirs], allow_invalid=opts.allow_invalid
+    )
+    print("\n".join(lines))
+    if refuse:
+        print(f"lavabench: error: {refuse}", file=sys.stderr)
+        return EXIT_ERROR
+    prepared = prepare(runs.rows)
+    if opts.dataset is not None:
+        prepared = prepared[prepared["dataset"] == opts.dataset]
+    result = pick_model(
+        prepared,
+        cost_table(prepared),
+        min_quality=opts.min_quality,
+        max_p90_ttft_s=opts.max_p90_ttft,
+        max_p90_e2e_s=opts.max_p90_e2e,
+        dataset=opts.dataset,
+    )
+    print(format_pick(result))
+    return 0 if result.pick is not None else 1

@@ -1,0 +1,288 @@
+"""Graders: turn one model response and one reference into a Grade.
+
+Graders are pure functions registered by name, so a dataset config selects one with
+`dataset.grader` and passes `dataset.grader_options`. Options are checked on every call
+(a ConfigError names the bad key); call `check_grader` once at start-up so a typo fails
+before any request is paid for.
+
+The `numeric` grader reads the *final* answer out of free-form text: reasoning inside
+<think>...</think> is dropped, an explicit marker ("The answer is X", "Answer: X",
+"#### X", \\boxed{X}) wins over the last number in the text, and numbers are compared as
+exact fractions so that large integers never collide through float rounding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from fractions import Fraction
+from typing import Any, Protocol, TypeVar
+
+from lavabench.errors import ConfigError, DatasetError
+from lavabench.grading import choice, code, ifeval, jsonfmt, mathans, regex
+from lavabench.grading.base import Grade
+from lavabench.grading.options import check_options
+from lavabench.grading.text import final_answer_text, matching_brace, strip_reasoning
+
+
+class Grader(Protocol):
+    """A grader is any callable with this signature; it must be pure (no I/O, no state)."""
+
+    def __call__(
+        self, response_text: str, reference: str | None, options: Mapping[str, Any]
+    ) -> Grade: ...
+
+
+GRADERS: dict[str, Grader] = {}
+
+_G = TypeVar("_G", bound=Grader)
+
+
+def register(name: str) -> Callable[[_G], _G]:
+    """Register a grader under `name`, the value users write in `dataset.grader`."""
+
+    def decorator(grader: _G) -> _G:
+        if name in GRADERS:
+            raise ValueError(f"grader {name!r} is already registered")
+        GRADERS[name] = grader
+        return grader
+
+    return decorator
+
+
+def get_grader(name: str) -> Grader:
+    """Look a grader up by name; an unknown name is a config error that lists the known ones."""
+    try:
+        return GRADERS[name]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(GRADERS))
+        raise ConfigError(
+            f"dataset.grader: unknown grader {name!r}; known graders: {known}"
+        ) from None
+
+
+def check_grader(name: str, options: Mapping[str, Any]) -> Grader:
+    """Resolve a grader and validate its options once, before any request is sent."""
+    grader = get_grader(name)
+    grader("", None, options)
+    return grader
+
+
+# --- numbers -----------------------------------------------------------------------------
+
+# One number as models write it: optional sign and currency, thousands separators only in
+# groups of three, a decimal part, or a LaTeX \frac{a}{b}. Units, "%" and a sentence's
+# final period simply follow the match. The look-behind keeps digits inside words (CO2, v2)
+# and the right-hand side of a subtraction ("10-3" is 10 and 3, not -3) from matching.
+_NUMBER = re.compile(
+    r"""
+    (?<![A-Za-z0-9_.])
+    (?P<sign>[-\u2212])?
+    (?:
+        \\[dt]?frac\{\s*(?P<fnum>[0-9]+)\s*\}\{\s*(?P<fden>[0-9]+)\s*\}
+      |
+        (?P<currency>\\?[$\u20ac\u00a3\u00a5])?
+        (?P<sign2>[-\u2212])?
+        (?P<num>
+            [0-9]{1,3}(?:,[0-9]{3})+(?![0-9])(?:\.[0-9]+)?
+          | [0-9]+(?:\.[0-9]+)?
+          | \.[0-9]+
+        )
+    )
+    """,
+    re.VERBOSE,
+)
+# LaTeX ways of writing a thousands separator: 1{,}234 and 1\,234 (thin space).
+_LATEX_THOUSANDS = re.compile(r"(?<=[0-9])(?:\{,\}|\\[,!;: ])(?=[0-9])")
+
+_ANSWER_MARKER = re.compile(
+    r"(?:\banswer\b|\u7b54\u6848)[*_\s]*(?:\bis\b|:|\uff1a|=|\u662f)", re.IGNORECASE
+)
+# GSM8K's "#### 42"; only when a number follows, since "#### Step 2" is a Markdown heading.
+_HASH_MARKER = re.compile(r"####[ \t]*(?=[-\u2212$\u20ac\u00a3\u00a5\\.0-9])")
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def _normalise_latex(text: str) -> str:
+    return _LATEX_THOUSANDS.sub(lambda m: "," if m.group(0) == "{,}" else "", text)
+
+
+def _numbers(text: str) -> list[Fraction]:
+    values: list[Fraction] = []
+    for m in _NUMBER.finditer(text):
+        if m.group("fnum") is not None:
+            den = int(m.group("fden"))
+            if den == 0:
+                continue
+            value = Fraction(int(m.group("fnum")), den)
+        else:
+            value = Fraction(m.group("num").replace(",", ""))
+        negative = (m.group("sign") is not None) != (m.group("sign2") is not None)
+        values.append(-value if negative else value)
+    return values
+
+
+def _number_in_segment(segment: str) -> Fraction | None:
+    """The number an answer segment states: after its last "=", else its first number."""
+    if "=" in segment:
+        after = _numbers(segment.rsplit("=", 1)[1])
+        if after:
+            return after[0]
+    found = _numbers(segment)
+    return found[0] if found else None
+
+
+def _line_after(text: str, start: int) -> str:
+    """From `start`, skip blank space (the answer may be on the next line), take one line."""
+    rest = text[start:].lstrip()
+    return rest.split("\n", 1)[0]
+
+
+def _braced(text: str, start: int) -> str:
+    """Content of the brace group whose "{" is just before `start` (nesting allowed)."""
+    end = matching_brace(text, start)
+    return text[start:end] if end >= 0 else text[start:]
+
+
+def _marker_segments(text: str) -> list[tuple[int, str]]:
+    segments = [(m.start(), _braced(text, m.end())) for m in _BOXED.finditer(text)]
+    for marker in (_ANSWER_MARKER, _HASH_MARKER):
+        segments.extend((m.start(), _line_after(text, m.end())) for m in marker.finditer(text))
+    segments.sort(key=lambda s: s[0])
+    return segments
+
+
+def extract_number(text: str) -> Fraction | None:
+    """The final numeric answer in `text`: the last explicit marker that holds a number,
+    else the last number anywhere; None when there is no number at all."""
+    text = _normalise_latex(strip_reasoning(text))
+    for _pos, segment in reversed(_marker_segments(text)):
+        value = _number_in_segment(segment)
+        if value is not None:
+            return value
+    found = _numbers(text)
+    return found[-1] if found else None
+
+
+def format_number(value: Fraction) -> str:
+    """Canonical text of a number: "1234", "1234.5", "-0.25", or "1/3" if not a decimal."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    den = value.denominator
+    twos = fives = 0
+    while den % 2 == 0:
+        den //= 2
+        twos += 1
+    while den % 5 == 0:
+        den //= 5
+        fives += 1
+    if den != 1:
+        return f"{value.numerator}/{value.denominator}"
+    places = max(twos, fives)
+    scaled = abs(value.numerator) * 10**places // value.denominator
+    digits = str(scaled).rjust(places + 1, "0")
+    sign = "-" if value < 0 else ""
+    return f"{sign}{digits[:-places]}.{digits[-places:]}".rstrip("0").rstrip(".")
+
+
+def extract_answer(text: str) -> str | None:
+    """`extract_number` as canonical text; what the numeric grader reports as `extracted`."""
+    value = extract_number(text)
+    return None if value is None else format_number(value)
+
+
+# --- options -----------------------------------------------------------------------------
+
+
+def _tolerance(options: Mapping[str, Any], key: str, default: float) -> Fraction:
+    return Fraction(options.get(key, default))
+
+
+# --- graders -----------------------------------------------------------------------------
+
+_NUMERIC_OPTIONS: dict[str, tuple[type, ...]] = {"abs_tol": (int, float), "rel_tol": (int, float)}
+
+
+@register("numeric")
+def numeric(response_text: str, reference: str | None, options: Mapping[str, Any]) -> Grade:
+    """Correct when the response's final number is within abs_tol/rel_tol of the reference.
+
+    Options: `abs_tol` (default 1e-6) and `rel_tol` (default 0), combined as in
+    math.isclose. A reference without a number is a DatasetError: the item cannot be graded
+    numerically, and silently marking every answer wrong would hide that.
+    """
+    check_options("numeric", options, _NUMERIC_OPTIONS)
+    value = extract_number(response_text)
+    extracted = None if value is None else format_number(value)
+    if reference is None:
+        return Grade(correct=None, score=None, extracted=extracted)
+    expected = extract_number(reference)
+    if expected is None:
+        raise DatasetError(
+            f"reference {reference!r} contains no number, so the numeric grader cannot grade "
+            "it; fix the dataset's reference field or use dataset.grader=exact"
+        )
+    if value is None:
+        return Grade(correct=False, score=0.0, extracted=None)
+    abs_tol = _tolerance(options, "abs_tol", 1e-6)
+    rel_tol = _tolerance(options, "rel_tol", 0.0)
+    allowed = max(abs_tol, rel_tol * max(abs(value), abs(expected)))
+    correct = abs(value - expected) <= allowed
+    return Grade(correct=correct, score=1.0 if correct else 0.0, extracted=extracted)
+
+
+_EXACT_OPTIONS: dict[str, tuple[type, ...]] = {
+    "case_insensitive": (bool,),
+    "collapse_whitespace": (bool,),
+    "final_answer": (bool,),
+    "option_letters": (bool,),
+}
+_PAREN_LETTER = re.compile(r"^\([A-Z]\)$")
+_LEADING_LETTER = re.compile(r"^\(?([A-Z])\)?(?:[.:]?\s.*)?$", re.DOTALL)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _normalise_exact(text: str, options: Mapping[str, Any]) -> str:
+    text = text.strip()
+    if options.get("collapse_whitespace", False):
+        text = _WHITESPACE.sub(" ", text)
+    if options.get("case_insensitive", False):
+        text = text.casefold()
+    return text
+
+
+@register("exact")
+def exact(response_text: str, reference: str | None, options: Mapping[str, Any]) -> Grade:
+    """Correct when the response (reasoning dropped, stripped) equals the reference.
+
+    Options (all default false): `case_insensitive` (case-fold both sides),
+    `collapse_whitespace` (runs of whitespace become one space), `final_answer` (compare only
+    the text after the last "the answer is"/"Answer:", trailing period dropped; BBH's CoT
+    convention) and `option_letters` (when the reference is "(B)", a stated "B" or "B) ..."
+    counts as "(B)").
+    """
+    check_options("exact", options, _EXACT_OPTIONS)
+    if options.get("final_answer", False):
+        extracted = _normalise_exact(final_answer_text(response_text), options)
+    else:
+        extracted = _normalise_exact(strip_reasoning(response_text), options)
+    if (
+        options.get("option_letters", False)
+        and reference is not None
+        and _PAREN_LETTER.match(reference.strip())
+    ):
+        letter = _LEADING_LETTER.match(extracted.upper() if extracted else "")
+        if letter:
+            extracted = _normalise_exact(f"({letter.group(1)})", options)
+    if reference is None:
+        return Grade(correct=None, score=None, extracted=extracted)
+    correct = extracted == _normalise_exact(reference, options)
+    return Grade(correct=correct, score=1.0 if correct else 0.0, extracted=extracted)
+
+
+register("multiple_choice")(choice.multiple_choice)
+register("math")(mathans.math_answer)
+register("regex")(regex.regex)
+register("json")(jsonfmt.json_grader)
+register("code")(code.code)
+register("ifeval")(ifeval.ifeval)

@@ -1,0 +1,291 @@
+"""The Record: one row per work item, the contract between the request path and the data path.
+
+Each field declares its Arrow type and its documentation here, once: `records/store.py` builds the
+Parquet schema from it and `docs/records.md` is generated from it (a test keeps the two in
+step). This module imports no pyarrow, so the request path stays free of it.
+
+Timing fields describe the *final* attempt; earlier attempts show up only in `attempts`,
+`retry_reasons` and `backoff_s`, so a retried request never looks faster or slower than the
+one attempt that produced its answer. Raw monotonic stamps (`*_ns`, since the run's origin)
+are kept beside the derived seconds so every derived figure can be recomputed.
+
+Bump SCHEMA_VERSION whenever a field is added, removed or changes meaning, and say so in
+docs/records.md; readers tolerate older versions by filling missing columns with nulls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+SCHEMA_VERSION = 3
+
+
+def _col(arrow: str, doc: str, default: Any = None) -> Any:
+    return field(default=default, metadata={"arrow": arrow, "doc": doc})
+
+
+def _list_col(arrow: str, doc: str) -> Any:
+    return field(default_factory=list, metadata={"arrow": arrow, "doc": doc})
+
+
+@dataclass(slots=True, kw_only=True)
+class Record:
+    """One work item's outcome. Units are in the names: `_s` seconds, `_ns` nanoseconds."""
+
+    # --- identity -----------------------------------------------------------------------
+    schema_version: int = _col("int16", "Record schema version.", SCHEMA_VERSION)
+    run_id: str = _col("string", "Run this row belongs to (directory name under results/).")
+    job_id: str = _col(
+        "string",
+        "Stable work-item id `<model>/<dataset>/<item_id>/r<repeat>` (warm-up: `warmup/...`).",
+    )
+    endpoint: str = _col("string", "Endpoint kind: `sim`, `lava` or `direct`.")
+    model: str = _col("string", "Catalog name of the model (config key).")
+    model_id: str = _col("string", "Model id sent on the wire (`accounts/fireworks/...`).")
+    dataset: str = _col("string", "Dataset name.")
+    item_id: str = _col("string", "Dataset item id.")
+    repeat: int = _col("int32", "Repeat index, 0-based (`runner.repeats`).", 0)
+    is_warmup: bool = _col("bool", "Warm-up request: recorded, excluded from statistics.", False)
+    prompt_sha256: str = _col("string", "sha256 of the rendered messages (canonical JSON).")
+    stream: bool = _col("bool", "Whether the request was streamed.", True)
+    max_tokens: int = _col("int32", "`max_tokens` sent (always explicit).", 0)
+
+    # --- outcome ------------------------------------------------------------------------
+    status: str = _col("string", "`ok` (complete answer with [DONE]) or `error`.", "error")
+    http_status: int | None = _col("int16", "HTTP status of the final attempt; null if none.")
+    error_type: str | None = _col(
+        "string",
+        "Error kind of the final attempt (`auth_failed`, `insufficient_balance`, "
+        "`rate_limited`, `unavailable`, `bad_request`, `stream_broken`); null when ok.",
+    )
+    error_message: str | None = _col("string", "Error message (credentials never included).")
+    attempts: int = _col("int16", "Attempts made, including the final one.", 1)
+    retry_reasons: list[str] = _list_col(
+        "list<string>",
+        "Error kind and HTTP status of each failed earlier attempt, e.g. `rate_limited:429`.",
+    )
+    backoff_s: float = _col("float64", "Total time slept between attempts.", 0.0)
+    retry_waits_s: list[float] = _list_col(
+        "list<float64>", "Each wait before a retry (>= the server's Retry-After, capped)."
+    )
+    failed_attempts_s: list[float] = _list_col(
+        "list<float64>", "Duration of each failed earlier attempt, send to failure."
+    )
+
+    # --- raw clock ----------------------------------------------------------------------
+    started_at: datetime | None = _col(
+        "timestamp_us_utc",
+        "Wall-clock UTC time the final attempt was sent (for humans; not for latency).",
+    )
+    first_send_ns: int = _col(
+        "int64", "Monotonic ns since run origin when the first attempt was sent.", 0
+    )
+    send_ns: int = _col(
+        "int64", "Monotonic ns since run origin when the final attempt was sent.", 0
+    )
+    headers_ns: int | None = _col("int64", "… when the final attempt's response headers arrived.")
+    first_token_ns: int | None = _col(
+        "int64", "… when the first reasoning or answer token arrived (bytes read, before parsing)."
+    )
+    last_token_ns: int | None = _col("int64", "… when the last reasoning or answer token arrived.")
+    end_ns: int = _col("int64", "… when the final attempt ended (stream closed or failed).", 0)
+    token_offsets_ns: list[int] = _list_col(
+        "list<int64>",
+        "Arrival of every chunk carrying reasoning or answer text, ns after `send_ns`.",
+    )
+
+    # --- derived timings (final attempt) ------------------------------------------------
+    headers_s: float | None = _col("float64", "Time to response headers.")
+    ttft_s: float | None = _col(
+        "float64", "Time to first token: first reasoning or answer text after send."
+    )
+    first_reasoning_s: float | None = _col(
+        "float64", "Time to first reasoning token; null if none."
+    )
+    first_answer_s: float | None = _col("float64", "Time to first answer (`content`) token.")
+    e2e_s: float | None = _col("float64", "Send to end of stream (successful attempts only).")
+    itl_mean_s: float | None = _col("float64", "Mean gap between successive token chunks.")
+    itl_p50_s: float | None = _col("float64", "Median gap between successive token chunks.")
+    itl_p99_s: float | None = _col("float64", "99th percentile gap between token chunks.")
+    itl_max_s: float | None = _col("float64", "Largest gap between token chunks.")
+    output_tokens_per_s: float | None = _col(
+        "float64",
+        "Decode speed seen by the user: (completion_tokens - 1) / (last token - first token).",
+    )
+    content_chunks: int = _col("int32", "SSE chunks that carried answer text.", 0)
+    reasoning_chunks: int = _col("int32", "SSE chunks that carried reasoning text.", 0)
+
+    tokens_per_chunk: float | None = _col(
+        "float64",
+        "completion_tokens / (content_chunks + reasoning_chunks). Above 1 the server packs "
+        "several tokens per chunk: the itl_* columns are then gaps between chunks, not tokens.",
+    )
+
+    # --- dispatch (load shape, first attempt) -------------------------------------------
+    intended_send_ns: int | None = _col(
+        "int64",
+        "When the load shape meant the request to go out, ns since run origin. Open loop "
+        "(`runner.arrival=constant|poisson`): the planned arrival. Closed loop: the moment a "
+        "concurrency slot and the rate cap let it go. Null for cached rows.",
+    )
+    dispatch_late_s: float | None = _col(
+        "float64",
+        "first_send_ns - intended_send_ns: how late the first attempt actually went out "
+        "(includes slot wait in the open loop).",
+    )
+    slot_wait_s: float | None = _col(
+        "float64", "Time the request waited for a free concurrency slot before its first attempt."
+    )
+    rate_wait_s: float | None = _col(
+        "float64",
+        "Time the request waited for a rate-cap token (`runner.rate`) before its first attempt.",
+    )
+
+    # --- usage and cost (from the server's `usage`) ------------------------------------
+    prompt_tokens: int | None = _col("int32", "usage.prompt_tokens (includes cached tokens).")
+    completion_tokens: int | None = _col("int32", "usage.completion_tokens (includes reasoning).")
+    cached_tokens: int | None = _col("int32", "usage.prompt_tokens_details.cached_tokens.")
+    reasoning_tokens: int | None = _col(
+        "int32",
+        "usage.completion_tokens_details.reasoning_tokens if reported, else reasoning chunks "
+        "counted by the client (Fireworks streams one token per chunk); null for none.",
+    )
+    cost_pico_usd: int | None = _col(
+        "int64", "Exact cost in 1e-12 USD from usage x the catalog prices recorded in metadata."
+    )
+    cost_usd: float | None = _col(
+        "float64", "cost_pico_usd / 1e12, for display; sum the pico column."
+    )
+
+    # --- what the server said about itself ---------------------------------------------
+    server_ttft_s: float | None = _col(
+        "float64", "Server-reported time to first token (perf_metrics or fireworks-* header)."
+    )
+    server_processing_s: float | None = _col("float64", "Server-reported processing time.")
+    server_timing_source: str | None = _col(
+        "string", "Where server timings came from: `perf_metrics` or `header`."
+    )
+    overhead_s: float | None = _col(
+        "float64",
+        "Client TTFT minus the server-reported TTFT (`ttft_s - server_ttft_s`): time spent "
+        "between client and provider (network, gateway, client lag); null without server TTFT.",
+    )
+    lava_request_id: str | None = _col("string", "`x-lava-request-id` response header.")
+    response_id: str | None = _col("string", "The provider's completion id (`id`).")
+    finish_reason: str | None = _col("string", "`stop`, `length`, ... from the final choice.")
+
+    # --- answer and grade ---------------------------------------------------------------
+    response_text: str | None = _col(
+        "string", "Answer text (null when `records.response_text=false`)."
+    )
+    grader: str | None = _col("string", "Grader name; null when the item has no reference.")
+    correct: bool | None = _col("bool", "Grade: answer correct; null when not graded or failed.")
+    score: float | None = _col("float64", "Grade score in [0, 1]; null when not graded.")
+    extracted_answer: str | None = _col("string", "Answer the grader extracted.")
+    grade_error: str | None = _col(
+        "string", "Why grading failed (the response is kept; correct/score stay null)."
+    )
+    judge_model: str | None = _col(
+        "string", "LLM-as-judge: the judge model's catalog name; null for other graders."
+    )
+    judge_prompt_tokens: int | None = _col("int32", "Judge request: usage.prompt_tokens.")
+    judge_completion_tokens: int | None = _col("int32", "Judge request: usage.completion_tokens.")
+    judge_cost_pico_usd: int | None = _col(
+        "int64", "Judge request's exact cost, kept apart from the graded model's cost_pico_usd."
+    )
+
+    # --- reuse ----------------------------------------------------------------------------
+    response_cached: bool = _col(
+        "bool",
+        "The answer came from the response cache (`cache.enabled`), not a new request: its "
+        "timings and cost are not a measurement and are excluded from latency and cost.",
+        False,
+    )
+
+    # --- load=sweep: the step this request belongs to --------------------------------------
+    load_step: int | None = _col(
+        "int16", "`load=sweep`: 0-based step of the load sweep; null for a fixed-load run."
+    )
+    load_level: float | None = _col(
+        "float64",
+        "`load=sweep`: that step's level: concurrency (`over: concurrency`) or requests/s.",
+    )
+
+    client_worker: int | None = _col(
+        "int16",
+        "`runner.workers` > 1: which client process (0-based) sent the request; null for one.",
+    )
+
+    # --- limits in force when the request was sent ---------------------------------------
+    limit_run_rate_rps: float | None = _col(
+        "float64", "`runner.rate` as a cap on this run (closed loop); null for none."
+    )
+    limit_run_budget_usd: float | None = _col(
+        "float64", "`runner.budget_usd`: this run's own spending limit; null for none."
+    )
+    limit_shared_rate_rps: float | None = _col(
+        "float64",
+        "`limits.rate`: the account-wide request rate shared by every job of the sweep "
+        "(through the sweep's limiter); null for none.",
+    )
+    limit_shared_budget_usd: float | None = _col(
+        "float64",
+        "`limits.budget_usd`: the budget shared by every job of the sweep; null for none.",
+    )
+
+
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))
+
+
+def record_field_specs() -> list[tuple[str, str, str]]:
+    """(name, arrow type, doc) for every column, in schema order."""
+    return [(f.name, f.metadata["arrow"], f.metadata["doc"]) for f in fields(Record)]
+
+
+def records_markdown() -> str:
+    """docs/records.md, generated from the field specs (`make docs` rewrites it)."""
+    lines = [
+        "# Records: one Parquet row per request",
+        "",
+        "Generated from `lavabench/records/schema.py` by `make docs`; do not edit by hand.",
+        "",
+        f"Schema version: **{SCHEMA_VERSION}** (file metadata key `lavabench.schema_version`).",
+        "",
+        "Files: `results/<run_id>/records.parquet` (and, while a run is going or after a crash,",
+        "`records.parts/part-*.parquet`). Read them with `lavabench.records.store.read_records(run_dir)`,",
+        "which fills columns missing from older schema versions with nulls. A sweep",
+        "(`lavabench run -m`) keeps one such run directory per job, as hive partitions:",
+        "`results/sweep-<stamp>/model=<m>/dataset=<d>/job=<n>/records.parquet`.",
+        "",
+        "Conventions: `_s` seconds, `_ns` integer nanoseconds; `*_ns` stamps are",
+        "`time.perf_counter_ns()` since the run's origin (monotonic; compare within a run only).",
+        "Timings describe the final attempt; retries show in `attempts`, `retry_reasons` and",
+        "`backoff_s`. Cost: sum `cost_pico_usd` (exact integers), not `cost_usd`.",
+        "",
+        "File metadata: `lavabench.run` holds the run's JSON (run id, version, endpoint, dataset",
+        "hash, prices used, resolved config without secrets); `run.json` beside the file holds",
+        "the same plus status and counts.",
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+    ]
+    for name, arrow, doc in record_field_specs():
+        lines.append(f"| `{name}` | {arrow} | {doc.replace('|', '/')} |")
+    lines += [
+        "",
+        "## Version history",
+        "",
+        "- 1: first version.",
+        "- 2: `grade_error` (grading failures keep the response), `response_cached`, `judge_*`,",
+        "  `retry_waits_s`, `failed_attempts_s` (every attempt's outcome is kept),",
+        "  `overhead_s`, `tokens_per_chunk`, `intended_send_ns`, `dispatch_late_s`,",
+        "  `slot_wait_s`, `rate_wait_s` (measurement validity; see run.json `health`).",
+        "- 3: `limit_run_rate_rps`, `limit_run_budget_usd`, `limit_shared_rate_rps`,",
+        "  `limit_shared_budget_usd`: the limits each request was sent under (sweeps share",
+        "  the account's rate and budget across jobs); `load_step`, `load_level` (`load=sweep`);",
+        "  `client_worker` (`runner.workers`).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,44 @@
+"""The grade hook: each answer graded as its row is made, off the loop for blocking graders.
+
+A grader bug must not lose the response: the exception is stored in `grade_error`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from lavabench.datasets.spec import DatasetSpec
+from lavabench.grading.base import Grade
+from lavabench.records.schema import Record
+from lavabench.runner.plan import Job
+
+
+def grade_hook(grader: Any, spec: DatasetSpec) -> Callable[[Job, Record, str], Awaitable[None]]:
+    """Grade each answer; a `blocking` grader (code execution: 30 ms-5 s a sample) runs in a
+    thread so the event loop keeps stamping tokens of the requests in flight."""
+    blocking = bool(getattr(grader, "blocking", False))
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2) if blocking else None
+
+    async def grade(job: Job, record: Record, answer_text: str) -> None:
+        if job.prompt.reference is None:
+            return
+        record.grader = spec.grader
+        args = (answer_text, job.prompt.reference, spec.grader_options)
+        try:
+            if pool is not None:
+                result: Grade = await asyncio.get_running_loop().run_in_executor(
+                    pool, grader, *args
+                )
+            else:
+                result = grader(*args)
+        except Exception as exc:  # a grader bug must not lose the response
+            record.grade_error = f"{type(exc).__name__}: {exc}"
+            return
+        record.correct = result.correct
+        record.score = result.score
+        record.extracted_answer = result.extracted
+
+    return grade

@@ -1,0 +1,244 @@
+"""Pure: a job's final attempt -> the Record's timings, tokens and cost.
+
+Timings are differences of the client's own monotonic stamps; the server's own figures are
+stored beside them (never mixed in) so that gateway overhead = ttft_s - server_ttft_s.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from lavabench.catalog import cost_pico_usd
+from lavabench.records.schema import Record
+from lavabench.runner.plan import Job
+from lavabench.wire.client import Attempt
+from lavabench.wire.protocol import StreamResult
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchTimes:
+    """How a job was let go: absolute clock ns (the runner's clock), waits in ns."""
+
+    intended_ns: int
+    slot_wait_ns: int = 0
+    rate_wait_ns: int = 0
+
+
+def percentile_sorted(values: list[int], q: float) -> int:
+    """Linear-interpolated percentile of an already-sorted list (numpy's default method)."""
+    if len(values) == 1:
+        return values[0]
+    pos = (len(values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(values) - 1)
+    return round(values[lo] + (values[hi] - values[lo]) * (pos - lo))
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _identity(
+    job: Job, *, run_id: str, endpoint: str, max_tokens: int, stream: bool
+) -> dict[str, Any]:
+    """The fields that say which work item a row is, for measured and cached rows alike."""
+    return {
+        "run_id": run_id,
+        "job_id": job.job_id,
+        "endpoint": endpoint,
+        "model": job.model.name,
+        "model_id": job.model.id,
+        "dataset": job.prompt.dataset,
+        "item_id": job.prompt.item_id,
+        "repeat": job.repeat,
+        "is_warmup": job.is_warmup,
+        "prompt_sha256": job.prompt.prompt_sha256,
+        "stream": stream,
+        "max_tokens": max_tokens,
+    }
+
+
+def build_record(
+    job: Job,
+    attempt: Attempt,
+    *,
+    run_id: str,
+    endpoint: str,
+    origin_ns: int,
+    max_tokens: int,
+    stream: bool,
+    attempts: int,
+    first_send_ns: int,
+    retry_reasons: list[str],
+    retry_waits_s: list[float],
+    failed_attempts_s: list[float],
+    keep_text: bool,
+    dispatch: DispatchTimes | None = None,
+) -> Record:
+    """Everything but the grade, which the runner adds once the answer text is known."""
+    rec = Record(
+        **_identity(job, run_id=run_id, endpoint=endpoint, max_tokens=max_tokens, stream=stream),
+        status="ok" if attempt.ok else "error",
+        http_status=attempt.http_status,
+        attempts=attempts,
+        retry_reasons=retry_reasons,
+        retry_waits_s=retry_waits_s,
+        failed_attempts_s=failed_attempts_s,
+        backoff_s=sum(retry_waits_s),
+        started_at=attempt.started_at,
+        first_send_ns=first_send_ns - origin_ns,
+        send_ns=attempt.send_ns - origin_ns,
+        end_ns=attempt.end_ns - origin_ns,
+        headers_ns=None if attempt.headers_ns is None else attempt.headers_ns - origin_ns,
+        lava_request_id=attempt.lava_request_id,
+    )
+    if dispatch is not None:
+        rec.intended_send_ns = dispatch.intended_ns - origin_ns
+        rec.dispatch_late_s = (first_send_ns - dispatch.intended_ns) / NS_PER_S
+        rec.slot_wait_s = dispatch.slot_wait_ns / NS_PER_S
+        rec.rate_wait_s = dispatch.rate_wait_ns / NS_PER_S
+    if attempt.headers_ns is not None:
+        rec.headers_s = (attempt.headers_ns - attempt.send_ns) / NS_PER_S
+    if attempt.error is not None:
+        rec.error_type = attempt.error.kind
+        rec.error_message = attempt.error.message
+    result = attempt.result
+    if result is None:
+        return rec
+
+    send = attempt.send_ns
+    rec.response_id = result.response_id
+    rec.finish_reason = result.finish_reason
+    rec.content_chunks = result.content_chunks
+    rec.reasoning_chunks = result.reasoning_chunks
+    if keep_text:
+        rec.response_text = result.answer_text
+    times = result.token_times_ns
+    if times:
+        rec.token_offsets_ns = [t - send for t in times]
+        rec.first_token_ns = times[0] - origin_ns
+        rec.last_token_ns = times[-1] - origin_ns
+        rec.ttft_s = (times[0] - send) / NS_PER_S
+    if result.first_reasoning_ns is not None:
+        rec.first_reasoning_s = (result.first_reasoning_ns - send) / NS_PER_S
+    if result.first_answer_ns is not None:
+        rec.first_answer_s = (result.first_answer_ns - send) / NS_PER_S
+    if len(times) >= 2:
+        gaps = sorted(b - a for a, b in itertools.pairwise(times))
+        rec.itl_mean_s = sum(gaps) / len(gaps) / NS_PER_S
+        rec.itl_p50_s = percentile_sorted(gaps, 0.50) / NS_PER_S
+        rec.itl_p99_s = percentile_sorted(gaps, 0.99) / NS_PER_S
+        rec.itl_max_s = gaps[-1] / NS_PER_S
+    if attempt.ok:
+        rec.e2e_s = (attempt.end_ns - send) / NS_PER_S
+    _apply_usage(rec, job, result.usage)
+    if rec.completion_tokens and len(times) >= 2 and times[-1] > times[0]:
+        rec.output_tokens_per_s = (rec.completion_tokens - 1) / ((times[-1] - times[0]) / NS_PER_S)
+    chunks = rec.content_chunks + rec.reasoning_chunks
+    if rec.completion_tokens and chunks:
+        rec.tokens_per_chunk = rec.completion_tokens / chunks
+    _apply_server_timings(rec, result.perf_metrics, attempt.server_headers)
+    if rec.ttft_s is not None and rec.server_ttft_s is not None:
+        rec.overhead_s = rec.ttft_s - rec.server_ttft_s
+    return rec
+
+
+def _apply_usage(rec: Record, job: Job, usage: dict[str, Any] | None) -> None:
+    if not usage:
+        return
+    prompt = _int(usage.get("prompt_tokens"))
+    completion = _int(usage.get("completion_tokens"))
+    details = usage.get("prompt_tokens_details") or {}
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+    completion_details = usage.get("completion_tokens_details") or {}
+    reported_reasoning = (
+        _int(completion_details.get("reasoning_tokens"))
+        if isinstance(completion_details, dict)
+        else None
+    )
+    rec.prompt_tokens, rec.completion_tokens, rec.cached_tokens = prompt, completion, cached
+    if reported_reasoning is not None:
+        rec.reasoning_tokens = reported_reasoning
+    elif rec.reasoning_chunks:
+        rec.reasoning_tokens = rec.reasoning_chunks
+    if prompt is not None and completion is not None:
+        rec.cost_pico_usd = cost_pico_usd(
+            job.model.price,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=cached or 0,
+        )
+        rec.cost_usd = rec.cost_pico_usd / 1e12
+
+
+def _apply_server_timings(
+    rec: Record, perf_metrics: dict[str, Any] | None, headers: dict[str, str]
+) -> None:
+    if perf_metrics:
+        rec.server_ttft_s = _float(perf_metrics.get("server-time-to-first-token"))
+        rec.server_processing_s = _float(perf_metrics.get("server-processing-time"))
+        if rec.server_ttft_s is not None or rec.server_processing_s is not None:
+            rec.server_timing_source = "perf_metrics"
+            return
+    ttft = _float(headers.get("fireworks-server-time-to-first-token"))
+    processing = _float(headers.get("fireworks-server-processing-time"))
+    if ttft is not None or processing is not None:
+        rec.server_ttft_s, rec.server_processing_s = ttft, processing
+        rec.server_timing_source = "header"
+
+
+def cache_entry(result: StreamResult) -> dict[str, Any]:
+    """What the response cache keeps of a successful answer (no timings: they were not
+    measured when the answer is reused)."""
+    return {
+        "answer_text": result.answer_text,
+        "usage": result.usage,
+        "finish_reason": result.finish_reason,
+        "response_id": result.response_id,
+        "content_chunks": result.content_chunks,
+        "reasoning_chunks": result.reasoning_chunks,
+    }
+
+
+def record_from_cache(
+    job: Job,
+    entry: dict[str, Any],
+    *,
+    run_id: str,
+    endpoint: str,
+    max_tokens: int,
+    stream: bool,
+    keep_text: bool,
+) -> Record:
+    """A row for a reused answer: marked, tokens kept, no timings and no cost (none spent)."""
+    rec = Record(
+        **_identity(job, run_id=run_id, endpoint=endpoint, max_tokens=max_tokens, stream=stream),
+        status="ok",
+        attempts=0,
+        response_cached=True,
+        response_id=entry.get("response_id"),
+        finish_reason=entry.get("finish_reason"),
+        content_chunks=int(entry.get("content_chunks") or 0),
+        reasoning_chunks=int(entry.get("reasoning_chunks") or 0),
+        response_text=entry.get("answer_text") if keep_text else None,
+    )
+    _apply_usage(rec, job, entry.get("usage"))
+    rec.cost_pico_usd = rec.cost_usd = None
+    return rec

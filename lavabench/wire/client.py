@@ -1,0 +1,388 @@
+"""How to send one attempt: one pooled connection set, raw timestamps, every failure classified.
+
+Wire: aiohttp's ClientSession directly by default; any httpx transport when one is passed
+(tests use httpx.MockTransport). On this machine httpx's default (httpcore) pool cost
+2.7-5 ms of CPU per streamed request at concurrency 64-256 and its TTFT became a queueing
+artefact; httpx over the aiohttp-backed transport ~0.4 ms; aiohttp read directly ~0.2 ms
+(shared/docs/performance-notes.md; re-measured in `make bench`). Both wires share one
+response handler (`_consume`), so status, headers, errors and stamps mean the same.
+
+Timestamps are `time.perf_counter_ns()` taken as soon as a read returns bytes, before that
+read is parsed, so parsing never shifts the arrival time of the tokens in it. No retries here: `runner/retry.py`
+decides, the runner acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol, cast
+
+import aiohttp
+import httpx
+
+from lavabench import __version__
+from lavabench.errors import (
+    AuthFailed,
+    BadRequest,
+    ConfigError,
+    GatewayError,
+    InsufficientBalance,
+    RateLimited,
+    StreamBroken,
+    Unavailable,
+)
+from lavabench.wire.protocol import (
+    ChatStreamAccumulator,
+    SSEDecoder,
+    StreamResult,
+    error_message_from_body,
+    parse_completion,
+    parse_retry_after,
+)
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass
+class Timeouts:
+    """`runner.timeouts` in config (a Hydra structured-config schema, hence not frozen)."""
+
+    connect_s: float = 10.0
+    first_token_s: float = 120.0  # send -> first token (streams); a stuck queue fails here
+    read_s: float = 120.0  # longest silence allowed between two reads
+    total_s: float = 600.0  # whole attempt, send to [DONE]
+
+    def __post_init__(self) -> None:
+        if min(self.connect_s, self.first_token_s, self.read_s, self.total_s) <= 0:
+            raise ConfigError("runner.timeouts: every timeout must be > 0 seconds")
+
+
+@dataclass(frozen=True)
+class WireRequest:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    stream: bool
+
+
+@dataclass
+class Attempt:
+    """One attempt's raw observations; `perf_counter_ns` stamps, absolute."""
+
+    send_ns: int
+    started_at: datetime
+    end_ns: int = 0
+    headers_ns: int | None = None
+    http_status: int | None = None
+    result: StreamResult | None = None
+    error: GatewayError | None = None
+    lava_request_id: str | None = None
+    server_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+_SERVER_TIMING_HEADERS = frozenset(
+    {b"fireworks-server-time-to-first-token", b"fireworks-server-processing-time"}
+)
+
+
+def classify_response(status: int, body: bytes, headers: Mapping[str, str]) -> GatewayError:
+    """Map a non-200 response to exactly one error kind (the retry policy reads only that)."""
+    message = f"HTTP {status}: {error_message_from_body(body)}"
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    if status in (401, 403):
+        return AuthFailed(
+            message + " -- check LAVA_SECRET_KEY / LAVA_FORWARD_TOKEN (or the direct key)",
+            http_status=status,
+        )
+    if status == 402:
+        return InsufficientBalance(
+            message + " -- add funds to the Lava wallet (or the Fireworks account)",
+            http_status=status,
+        )
+    if status == 429:
+        return RateLimited(message, http_status=status, retry_after_s=retry_after)
+    if status in (408, 409) or status >= 500:
+        return Unavailable(message, http_status=status, retry_after_s=retry_after)
+    return BadRequest(message, http_status=status)
+
+
+def classify_exception(exc: BaseException, *, after_headers: bool) -> GatewayError:
+    """Transport failures: before a 200's headers the server was unreachable or slow
+    (retryable); after them the stream broke (also retryable, but a partial answer)."""
+    cause = exc.__cause__ or exc
+    detail = f"{type(cause).__name__}: {cause}".strip().rstrip(":")
+    if isinstance(exc, TimeoutError | httpx.TimeoutException | aiohttp.ServerTimeoutError):
+        what = "stream stalled" if after_headers else "timed out before response headers"
+        return (StreamBroken if after_headers else Unavailable)(f"{what} ({detail})")
+    if after_headers:
+        return StreamBroken(f"connection lost mid-stream ({detail})")
+    return Unavailable(f"connection failed ({detail})")
+
+
+class HttpClient:
+    """Sends attempts over one pooled connection set; safe to share across tasks.
+
+    Two wires behind one interface: by default aiohttp directly (the fast path), or any
+    httpx transport when one is given (tests' MockTransport, a custom transport)."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        timeouts: Timeouts,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._timeouts = timeouts
+        self._wire: _Wire = (
+            _AiohttpWire(max_connections, timeouts)
+            if transport is None
+            else _HttpxWire(transport, max_connections, timeouts)
+        )
+
+    async def aclose(self) -> None:
+        await self._wire.aclose()
+
+    async def send(self, request: WireRequest) -> Attempt:
+        attempt = Attempt(send_ns=time.perf_counter_ns(), started_at=datetime.now(UTC))
+        t = self._timeouts
+        now = asyncio.get_running_loop().time()
+        total_at = now + t.total_s
+        # One deadline: the first-token limit until a token arrives, then the total limit.
+        first_at = min(total_at, now + t.first_token_s) if request.stream else total_at
+        try:
+            async with asyncio.timeout_at(first_at) as deadline:
+                await self._wire.exchange(request, attempt, lambda: deadline.reschedule(total_at))
+        except TimeoutError:
+            got_token = attempt.result is not None and bool(attempt.result.token_times_ns)
+            if not got_token and request.stream and first_at < total_at:
+                attempt.error = Unavailable(f"no first token within {t.first_token_s:g} s")
+            elif attempt.http_status == 200:
+                attempt.error = StreamBroken(f"response not complete within {t.total_s:g} s")
+            else:
+                attempt.error = Unavailable(f"no response within {t.total_s:g} s")
+        except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
+            attempt.error = classify_exception(exc, after_headers=attempt.http_status == 200)
+        attempt.end_ns = time.perf_counter_ns()
+        return attempt
+
+
+# --- the two wires -----------------------------------------------------------------------
+
+
+class _Response(Protocol):
+    """What `_consume` needs of a response, whichever library produced it."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...  # case-insensitive (httpx, aiohttp)
+
+    @property
+    def raw_headers(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def read(self) -> bytes: ...
+
+
+class _Wire(Protocol):
+    async def exchange(
+        self, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
+    ) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _AiohttpWire:
+    """aiohttp's ClientSession directly: the default, and the path `make bench` measures.
+
+    Measured (py-spy, c=256, zero-delay simulator): httpx's request/response objects,
+    cookie handling and the httpx-aiohttp adapter took ~30% of the client's CPU per request
+    on top of aiohttp itself, more than the whole budget left for SSE parsing, timing and
+    Parquet at the issue's target rate. The connector is sized to the run's concurrency
+    (aiohttp's default limit of 100 would queue requests at c=256 and show as TTFT);
+    `Accept-Encoding: identity` so no gzip layer can hold tokens back (or need decoding).
+    """
+
+    def __init__(self, max_connections: int, timeouts: Timeouts) -> None:
+        self._max_connections = max_connections
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        """Made on first use: aiohttp binds a session to the running event loop."""
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=0, keepalive_timeout=5.0
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,  # proxy variables never reroute a measurement
+            headers=_DEFAULT_HEADERS,
+        )
+        return self._session
+
+    async def exchange(
+        self, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
+    ) -> None:
+        session = self._session or self._open()
+        async with session.post(
+            request.url, data=request.body, headers=request.headers, allow_redirects=False
+        ) as response:
+            await _consume(_AiohttpResponse(response), request, attempt, on_first_token)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class _AiohttpResponse:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers = cast(Mapping[str, str], response.headers)
+        self.raw_headers = response.raw_headers
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return cast(AsyncIterator[bytes], self._response.content.iter_any())
+
+    async def read(self) -> bytes:
+        return await self._response.read()
+
+
+class _HttpxWire:
+    """Any httpx transport: how tests drive the client with httpx.MockTransport."""
+
+    def __init__(
+        self, transport: httpx.AsyncBaseTransport, max_connections: int, timeouts: Timeouts
+    ) -> None:
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._urls: dict[str, httpx.URL] = {}
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            limits=limits,
+            trust_env=False,
+            headers=_DEFAULT_HEADERS,
+            timeout=httpx.Timeout(
+                connect=timeouts.connect_s, read=timeouts.read_s, write=timeouts.read_s, pool=None
+            ),
+        )
+
+    def _url(self, url: str) -> httpx.URL:
+        """Parse each distinct URL once; httpx would otherwise re-parse it per request."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
+
+    async def exchange(
+        self, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
+    ) -> None:
+        async with self._client.stream(
+            "POST", self._url(request.url), content=request.body, headers=request.headers
+        ) as response:
+            await _consume(_HttpxResponse(response), request, attempt, on_first_token)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _HttpxResponse:
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers = response.headers
+        self.raw_headers = response.headers.raw
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._response.aiter_raw()
+
+    async def read(self) -> bytes:
+        return await self._response.aread()
+
+
+_DEFAULT_HEADERS = {"user-agent": f"lavabench/{__version__}", "accept-encoding": "identity"}
+
+
+async def _consume(
+    response: _Response, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
+) -> None:
+    """Status, the headers we keep, then the stream (or body) into `attempt`."""
+    attempt.headers_ns = time.perf_counter_ns()
+    attempt.http_status = response.status
+    for raw_name, raw_value in response.raw_headers:  # one pass, no per-name lookups
+        name = raw_name.lower()
+        if name == b"x-lava-request-id":
+            attempt.lava_request_id = raw_value.decode("latin-1")
+        elif name in _SERVER_TIMING_HEADERS:
+            attempt.server_headers[name.decode()] = raw_value.decode("latin-1")
+    if response.status != 200:
+        body = await _read_capped(response.chunks())
+        attempt.error = classify_response(response.status, body, response.headers)
+        return
+    if request.stream:
+        attempt.result = await _read_stream(response.chunks(), attempt, on_first_token)
+        if attempt.result.error:
+            attempt.error = StreamBroken(attempt.result.error, http_status=200)
+        elif not attempt.result.done:
+            attempt.error = StreamBroken(
+                "stream ended without [DONE]: truncated response", http_status=200
+            )
+    else:
+        attempt.result, problem = parse_completion(await response.read())
+        if problem:
+            attempt.error = StreamBroken(problem, http_status=200)
+
+
+async def _read_stream(
+    chunks: AsyncIterator[bytes], attempt: Attempt, on_first_token: Callable[[], None]
+) -> StreamResult:
+    """Stamp each read the moment it returns, then decode it.
+
+    Measured against decoding after the stream ends: equal with jittered arrivals, and
+    better when many streams' tokens land in the same millisecond (the end-of-stream
+    parsing bursts then delay the next requests' sends).
+    """
+    decoder = SSEDecoder()
+    acc = ChatStreamAccumulator()
+    attempt.result = acc.result  # a timeout mid-stream still sees what arrived
+    perf_counter_ns = time.perf_counter_ns
+    waiting_for_first = True
+    async for chunk in chunks:
+        t_ns = perf_counter_ns()
+        for event in decoder.feed(chunk):
+            acc.on_data(event.data, t_ns)
+        if waiting_for_first and acc.result.token_times_ns:
+            waiting_for_first = False
+            on_first_token()
+        if acc.result.error:
+            break  # the connection is discarded; reading on would only cost time
+    # After [DONE] we still read to EOF (the chunked terminator) so the connection is reused.
+    if not acc.result.done and not acc.result.error:
+        for event in decoder.close():
+            acc.on_data(event.data, perf_counter_ns())
+    return acc.finish()
+
+
+async def _read_capped(chunks: AsyncIterator[bytes]) -> bytes:
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) >= _MAX_ERROR_BODY:
+            break
+    return bytes(body)

@@ -1,0 +1,384 @@
+"""Pure wire protocol: forward URL, request body, SSE decoding and chat-chunk accumulation.
+
+Nothing here does I/O or reads a clock; the client feeds bytes and timestamps in. The SSE
+decoder works on bytes and splits lines before decoding UTF-8 (WHATWG event-stream rules),
+because a read can end inside a multi-byte character and because `str.splitlines()` would
+also split on U+2028 inside JSON strings. httpx-sse is not used for that reason: it builds
+on httpx's text line decoder, and it cannot tell us when each chunk's bytes arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+import orjson
+
+FIREWORKS_CHAT_URL = "https://api.fireworks.ai/inference/v1/chat/completions"
+
+
+def forward_url(gateway_base_url: str, target_url: str = FIREWORKS_CHAT_URL) -> str:
+    """`{gateway}/v1/forward?u=<target>` with `u` fully percent-encoded (`:` and `/` too)."""
+    return f"{gateway_base_url.rstrip('/')}/v1/forward?u={quote(target_url, safe='')}"
+
+
+def chat_completions_url(openai_base_url: str) -> str:
+    """An OpenAI-compatible base URL (e.g. `.../inference/v1`) plus `/chat/completions`."""
+    return f"{openai_base_url.rstrip('/')}/chat/completions"
+
+
+def chat_body(
+    *,
+    model_id: str,
+    messages: Sequence[Mapping[str, str]],
+    max_tokens: int,
+    stream: bool,
+    params: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The provider's JSON body. `max_tokens` is always explicit (Fireworks defaults to 2048).
+
+    Streams always ask for `include_usage` (newer Kimi models send usage only then) and for
+    `perf_metrics` (server timings in the body, which pass through Lava whatever it does with
+    headers).
+    """
+    body: dict[str, Any] = {
+        "model": model_id,
+        "messages": list(messages),
+        "max_tokens": max_tokens,
+        "stream": stream,
+    }
+    if params:
+        body.update(params)
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    body["perf_metrics_in_response"] = True
+    return orjson.dumps(body)
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def error_message_from_body(body: bytes, limit: int = 500) -> str:
+    """Best-effort message from an error body: `{"error": {...}}`, `{"error": "text"}`,
+    FastAPI's `{"detail": [...]}`, or plain text."""
+    text = body[:4096].decode("utf-8", errors="replace").strip()
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return text[:limit] or "(empty body)"
+    return _message_from_obj(obj, text)[:limit]
+
+
+def _message_from_obj(obj: Any, fallback: str) -> str:
+    if isinstance(obj, dict):
+        err = obj.get("error")
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("type") or err.get("code")
+            if msg:
+                extra = obj.get("message")
+                return f"{msg}" + (f": {extra}" if isinstance(extra, str) and extra else "")
+        if isinstance(err, str) and err:
+            extra = obj.get("message")
+            return err + (f": {extra}" if isinstance(extra, str) and extra else "")
+        if "detail" in obj:
+            return str(obj["detail"])
+        if isinstance(obj.get("message"), str):
+            return obj["message"]
+    return fallback or "(empty body)"
+
+
+# --- SSE ------------------------------------------------------------------------------------
+
+
+class SSEEvent(NamedTuple):
+    """`data` stays bytes (UTF-8): orjson parses bytes directly, a decode would be wasted."""
+
+    event: str
+    data: bytes
+
+
+class SSEDecoder:
+    """Incremental SSE decoder over bytes: `feed()` returns the events completed so far."""
+
+    __slots__ = ("_buf", "_data", "_event", "saw_partial_event")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._data: list[bytes] = []
+        self._event = b""
+        self.saw_partial_event = False
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        buf = self._buf + chunk if self._buf else chunk
+        events: list[SSEEvent] = []
+        start = 0
+        if b"\r" not in buf:  # the common case: LF-only framing
+            find = buf.find
+            while (end := find(b"\n", start)) >= 0:
+                # Fast path: a whole one-line `data: ...` event, nothing pending.
+                if (
+                    not self._data
+                    and not self._event
+                    and buf.startswith(b"data: ", start)
+                    and buf.startswith(b"\n", end + 1)
+                ):
+                    events.append(SSEEvent("message", buf[start + 6 : end]))
+                    start = end + 2
+                    continue
+                self._line(buf[start:end], events)
+                start = end + 1
+        else:
+            size = len(buf)
+            while start < size:
+                lf = buf.find(b"\n", start)
+                cr = buf.find(b"\r", start, lf if lf >= 0 else size)
+                if cr >= 0:
+                    if cr + 1 == size:
+                        break  # a lone CR at the end may be half of CRLF: wait for more
+                    self._line(buf[start:cr], events)
+                    start = cr + 2 if buf[cr + 1 : cr + 2] == b"\n" else cr + 1
+                elif lf >= 0:
+                    self._line(buf[start:lf], events)
+                    start = lf + 1
+                else:
+                    break
+        self._buf = buf[start:]
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: a final CR-terminated line still counts; a partial event is dropped."""
+        events: list[SSEEvent] = []
+        if self._buf.endswith(b"\r"):
+            self._line(self._buf[:-1], events)
+            self._buf = b""
+        self.saw_partial_event = bool(self._buf) or bool(self._data)
+        self._buf, self._data, self._event = b"", [], b""
+        return events
+
+    def _line(self, line: bytes, events: list[SSEEvent]) -> None:
+        if not line:
+            if self._data:
+                data = b"\n".join(self._data)
+                event = self._event.decode("utf-8", errors="replace") or "message"
+                events.append(SSEEvent(event, data))
+            self._data = []
+            self._event = b""
+            return
+        if line[0] == 0x3A:  # ":" comment / keep-alive
+            return
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value
+        # `id`, `retry` and unknown fields do not affect chat completions: ignored by design.
+
+
+# --- chat-completion stream accumulation ---------------------------------------------------
+
+
+@dataclass
+class StreamResult:
+    """What one chat completion said, with the arrival time of each text-bearing chunk."""
+
+    response_id: str | None = None
+    answer_parts: list[str] = field(default_factory=list)
+    token_times_ns: list[int] = field(default_factory=list)
+    first_reasoning_ns: int | None = None
+    first_answer_ns: int | None = None
+    content_chunks: int = 0
+    reasoning_chunks: int = 0
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    perf_metrics: dict[str, Any] | None = None
+    done: bool = False
+    error: str | None = None
+
+    @property
+    def answer_text(self) -> str:
+        return "".join(self.answer_parts)
+
+
+_THINK_OPEN = "<think>"
+_THINK_CLOSE = "</think>"
+
+
+def _preview(data: bytes | str, limit: int = 200) -> str:
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    return repr(text[:limit])
+
+
+class ChatStreamAccumulator:
+    """Applies `chat.completion.chunk` objects in order; tells reasoning from answer text.
+
+    Reasoning arrives either as `delta.reasoning_content` or inside a leading
+    `<think>...</think>` block in `content` (per model on Fireworks); both are handled.
+    """
+
+    def __init__(self) -> None:
+        self.result = StreamResult()
+        self._think_state = "undecided"  # undecided | inside | after | none
+        self._head = ""
+        self._held_ns: list[int] = []
+
+    def on_data(self, data: bytes | str, t_ns: int) -> None:
+        """Apply one SSE `data:` payload (UTF-8 bytes or text) that arrived at `t_ns`."""
+        result = self.result
+        if result.done:
+            return  # data after [DONE] is ignored, as the reference SDKs do
+        if data[:1] != b"{" and data[:1] != "{" and data.strip() in (b"[DONE]", "[DONE]"):
+            result.done = True
+            return
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            result.error = f"malformed JSON in SSE data: {_preview(data)}"
+            return
+        if not isinstance(obj, dict):
+            result.error = f"SSE data is not a JSON object: {_preview(data)}"
+            return
+        if obj.get("error"):
+            result.error = "error in stream: " + _message_from_obj(obj, _preview(data, 500))
+            return
+        if result.response_id is None and isinstance(obj.get("id"), str):
+            result.response_id = obj["id"]
+        if obj.get("usage"):
+            result.usage = obj["usage"]  # last non-null usage wins; never summed
+        if obj.get("perf_metrics"):
+            result.perf_metrics = obj["perf_metrics"]
+        choices = obj.get("choices") or ()
+        if choices:
+            choice = choices[0]
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning:
+                self._reasoning_chunk(t_ns)
+            content = delta.get("content")
+            if content:
+                self._content_chunk(content, t_ns)
+            if choice.get("finish_reason"):
+                result.finish_reason = choice["finish_reason"]
+
+    def _reasoning_chunk(self, t_ns: int) -> None:
+        r = self.result
+        r.reasoning_chunks += 1
+        if r.first_reasoning_ns is None:
+            r.first_reasoning_ns = t_ns
+        r.token_times_ns.append(t_ns)
+
+    def _answer_chunk(self, text: str, t_ns: int) -> None:
+        r = self.result
+        r.content_chunks += 1
+        r.answer_parts.append(text)
+        if r.first_answer_ns is None:
+            r.first_answer_ns = t_ns
+        r.token_times_ns.append(t_ns)
+
+    def _content_chunk(self, text: str, t_ns: int) -> None:
+        if self._think_state == "none":
+            self._answer_chunk(text, t_ns)
+            return
+        if self._think_state == "after":
+            if self.result.first_answer_ns is None and not text.strip():
+                self._reasoning_chunk(t_ns)  # blank lines between </think> and the answer
+            else:
+                self._answer_chunk(text if self.result.answer_parts else text.lstrip(), t_ns)
+            return
+        self._head += text
+        if self._think_state == "undecided":
+            stripped = self._head.lstrip()
+            if stripped.startswith(_THINK_OPEN):
+                self._think_state = "inside"
+                for held_ns in self._held_ns:
+                    self._reasoning_chunk(held_ns)
+                self._held_ns.clear()
+            elif _THINK_OPEN.startswith(stripped):
+                self._held_ns.append(t_ns)  # maybe the start of a <think> tag: decide later
+                return
+            else:
+                self._release_held_as_answer(t_ns)
+                return
+        close_at = self._head.find(_THINK_CLOSE)
+        if close_at < 0:
+            self._reasoning_chunk(t_ns)
+            return
+        self._think_state = "after"
+        rest = self._head[close_at + len(_THINK_CLOSE) :].lstrip()
+        self._head = ""
+        if rest:
+            self._answer_chunk(rest, t_ns)
+        else:
+            self._reasoning_chunk(t_ns)
+
+    def _release_held_as_answer(self, t_ns: int | None) -> None:
+        """The held chunks were answer text after all (no `<think>` block)."""
+        self._think_state = "none"
+        times = [*self._held_ns, *([t_ns] if t_ns is not None else [])]
+        self._held_ns.clear()
+        r = self.result
+        r.answer_parts.append(self._head)
+        self._head = ""
+        r.content_chunks += len(times)
+        r.token_times_ns.extend(times)
+        if r.first_answer_ns is None and times:
+            r.first_answer_ns = times[0]
+
+    def finish(self) -> StreamResult:
+        """End of input: a still-undecided head (e.g. just `<thi`) counts as answer text."""
+        if self._think_state == "undecided" and self._held_ns:
+            self._release_held_as_answer(None)
+        return self.result
+
+
+def parse_completion(body: bytes) -> tuple[StreamResult, str | None]:
+    """A non-streaming `chat.completion` body as a StreamResult (no per-token times)."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return StreamResult(), f"malformed JSON body: {body[:200]!r}"
+    if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list) or not obj["choices"]:
+        return StreamResult(), "response has no choices"
+    choice = obj["choices"][0]
+    message = choice.get("message") or {}
+    content = message.get("content") or ""
+    reasoning = message.get("reasoning_content") or ""
+    if not reasoning and content.lstrip().startswith(_THINK_OPEN):
+        close_at = content.find(_THINK_CLOSE)
+        if close_at >= 0:
+            reasoning = content[: close_at + len(_THINK_CLOSE)]
+            content = content[close_at + len(_THINK_CLOSE) :].lstrip()
+    result = StreamResult(
+        response_id=obj.get("id") if isinstance(obj.get("id"), str) else None,
+        answer_parts=[content] if content else [],
+        finish_reason=choice.get("finish_reason"),
+        usage=obj.get("usage") or None,
+        perf_metrics=obj.get("perf_metrics") or None,
+        done=True,
+        content_chunks=1 if content else 0,
+        reasoning_chunks=1 if reasoning else 0,
+    )
+    return result, None
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP-date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

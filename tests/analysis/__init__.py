@@ -1,0 +1,1 @@
+"""Tests of lavabench/analysis/ (the tree mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests of lavabench/commands/ (the tree mirrors the package)."""

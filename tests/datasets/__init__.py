@@ -1,0 +1,1 @@
+"""Tests of lavabench/datasets/ (the tree mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests of lavabench/grading/ (the tree mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests of lavabench/load/ (the tree mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests of lavabench/records/ (the tree mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests of lavabench/report/ (the tree mirrors the package)."""

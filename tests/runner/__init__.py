@@ -1,0 +1,1 @@
+"""Tests of lavabench/runner/ (the tree mirrors the package)."""

@@ -1,0 +1,209 @@
+"""runner.py with fakes: one row per job, retries counted, fatal errors stop the run."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import ClassVar
+
+import pytest
+
+from lavabench.catalog import Model, Price
+from lavabench.datasets.prompt import Message, Prompt
+from lavabench.errors import AuthFailed, GatewayError, RateLimited, Unavailable
+from lavabench.records.schema import Record
+from lavabench.runner.gate import NoCap
+from lavabench.runner.loop import Runner, RunSettings
+from lavabench.runner.plan import plan_jobs
+from lavabench.runner.retry import RetryPolicy
+from lavabench.wire.client import Attempt, WireRequest
+from lavabench.wire.protocol import StreamResult
+
+MODELS = [Model(name=n, id=f"accounts/fireworks/models/{n}", price=Price(Decimal("1"), Decimal("2")),
+                context_length=8) for n in ("a", "b")]  # fmt: skip
+PROMPTS = [Prompt("ds", f"i{i}", (Message("user", f"q{i}"),), "1", f"h{i}") for i in range(5)]
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.rows: list[Record] = []
+
+    def write(self, record: Record) -> None:
+        self.rows.append(record)
+
+
+class ScriptedClient:
+    """Fails the first `failures[url-key]` attempts of a model with the given errors."""
+
+    def __init__(self, script: dict[str, list[GatewayError]], delay_s: float = 0.0) -> None:
+        self.script = {k: list(v) for k, v in script.items()}
+        self.calls = 0
+        self.delay_s = delay_s
+
+    async def send(self, request: WireRequest) -> Attempt:
+        self.calls += 1
+        await asyncio.sleep(self.delay_s)
+        now = 1_000 * self.calls
+        attempt = Attempt(
+            send_ns=now, started_at=datetime.now(UTC), headers_ns=now + 10, end_ns=now + 100
+        )
+        pending = self.script.get(request.url)
+        if pending:
+            attempt.error = pending.pop(0)
+            attempt.http_status = attempt.error.http_status
+            return attempt
+        attempt.http_status = 200
+        attempt.result = StreamResult(response_id="x", answer_parts=["1"], token_times_ns=[now + 20, now + 50],
+                                      content_chunks=2, usage={"prompt_tokens": 10, "completion_tokens": 2},
+                                      done=True)  # fmt: skip
+        return attempt
+
+
+def _run(client, jobs, *, retry=None, concurrency=3):
+    sink, sleeps = ListSink(), []
+
+    async def fake_sleep(s: float) -> None:
+        sleeps.append(s)
+
+    settings = RunSettings(run_id="r", endpoint="sim", concurrency=concurrency, max_tokens=16,
+                           stream=True, keep_text=True, retry=retry or RetryPolicy())  # fmt: skip
+    runner = Runner(settings, client=client, make_request=lambda j: WireRequest(j.model.name, {}, b"", True),
+                    sink=sink, rate=NoCap(), sleep=fake_sleep)  # fmt: skip
+    outcome = asyncio.run(runner.run(jobs))
+    return outcome, sink.rows, sleeps
+
+
+def test_one_row_per_job_with_stable_ids_and_interleaved_models() -> None:
+    jobs = plan_jobs(MODELS, PROMPTS, repeats=2)
+    assert [j.model.name for j in jobs[:4]] == ["a", "b", "a", "b"]
+    outcome, rows, _ = _run(ScriptedClient({}), jobs)
+    assert outcome.written == len(rows) == 20 and outcome.errors == 0
+    assert sorted(r.job_id for r in rows) == sorted(j.job_id for j in jobs)
+    assert len({r.job_id for r in rows}) == 20
+    assert rows[0].cost_pico_usd == 10 * 10**6 + 2 * 2 * 10**6
+
+
+def test_retries_are_counted_and_honour_retry_after() -> None:
+    script = {
+        "a": [
+            RateLimited("429", http_status=429, retry_after_s=5.0),
+            Unavailable("503", http_status=503),
+        ]
+    }
+    _outcome, rows, sleeps = _run(
+        ScriptedClient(script), plan_jobs(MODELS[:1], PROMPTS[:1]), concurrency=1
+    )
+    (row,) = rows
+    assert row.status == "ok" and row.attempts == 3
+    assert row.retry_reasons == ["rate_limited:429", "unavailable:503"]
+    assert sleeps[0] >= 5.0 and row.backoff_s == sum(sleeps)
+    # timings come from the final attempt only (the fake client's third call starts at 3000 ns)
+    assert row.send_ns - row.first_send_ns == 3000 - 1000
+
+
+def test_retries_exhausted_record_an_error_row() -> None:
+    script = {"a": [Unavailable("down", http_status=503)] * 10}
+    _outcome, rows, _ = _run(ScriptedClient(script), plan_jobs(MODELS[:1], PROMPTS[:1]),
+                            retry=RetryPolicy(max_attempts=3))  # fmt: skip
+    (row,) = rows
+    assert row.status == "error" and row.error_type == "unavailable" and row.attempts == 3
+    assert row.cost_pico_usd is None and row.e2e_s is None
+
+
+def test_auth_failure_stops_the_run_and_keeps_finished_rows() -> None:
+    script = {"b": [AuthFailed("401 bad key", http_status=401)] * 100}
+    client = ScriptedClient(script, delay_s=0.001)
+    jobs = plan_jobs(MODELS, PROMPTS)
+    outcome, rows, _ = _run(client, jobs, concurrency=1)
+    assert outcome.fatal is not None and outcome.fatal.kind == "auth_failed"
+    assert client.calls == 2  # a's first item, then b's: never retried, nothing more sent
+    assert [r.status for r in rows] == ["ok", "error"]
+    assert outcome.not_started == len(jobs) - 2
+
+
+def test_a_bug_in_a_job_is_raised_not_swallowed() -> None:
+    class Broken(ScriptedClient):
+        async def send(self, request):
+            raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError, match="bug"):
+        _run(Broken({}), plan_jobs(MODELS, PROMPTS))
+
+
+def test_rate_cap_spaces_starts() -> None:
+    import time
+
+    from lavabench.load.pacing import RateCap
+
+    async def go() -> float:
+        cap = RateCap(100.0)
+        start = time.perf_counter()
+        for _ in range(31):
+            async with cap:
+                pass
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(go())
+    # 31 starts at <= 100/s need >= 0.25 s (the first window's 5 may start at once)
+    assert 0.25 <= elapsed < 1.0, elapsed
+
+
+def test_a_store_failure_stops_the_run_and_is_raised() -> None:
+    from lavabench.errors import StoreError
+
+    class FullSink(ListSink):
+        def write(self, record: Record) -> None:
+            if len(self.rows) >= 3:
+                raise StoreError("disk full")
+            super().write(record)
+
+    sink = FullSink()
+    settings = RunSettings(run_id="r", endpoint="sim", concurrency=1, max_tokens=16, stream=True,
+                           keep_text=True, retry=RetryPolicy())  # fmt: skip
+    runner = Runner(settings, client=ScriptedClient({}), sink=sink, rate=NoCap(),
+                    make_request=lambda j: WireRequest(j.model.name, {}, b"", True))  # fmt: skip
+    with pytest.raises(StoreError, match="disk full"):
+        asyncio.run(runner.run(plan_jobs(MODELS, PROMPTS)))
+    assert len(sink.rows) == 3
+
+
+def test_blocking_graders_run_off_the_event_loop() -> None:
+    import time as _time
+
+    from lavabench.grading.base import Grade
+    from lavabench.runner.grade import grade_hook as grade_hook
+
+    def slow(text, reference, options):
+        _time.sleep(0.3)
+        return Grade(True, 1.0, text)
+
+    slow.blocking = True  # type: ignore[attr-defined]
+
+    class Spec:
+        grader = "slow"
+        grader_options: ClassVar[dict[str, str]] = {}
+
+    grade = grade_hook(slow, Spec())  # type: ignore[arg-type]
+    jobs = plan_jobs(MODELS, PROMPTS[:1])
+    records = [Record(job_id=j.job_id) for j in jobs]
+
+    async def go() -> tuple[float, float]:
+        ticks: list[float] = []
+
+        async def ticker() -> None:  # the loop must keep running while grading
+            for _ in range(5):
+                ticks.append(_time.perf_counter())
+                await asyncio.sleep(0.05)
+
+        start = _time.perf_counter()
+        await asyncio.gather(
+            ticker(), *(grade(j, r, "1") for j, r in zip(jobs, records, strict=True))
+        )
+        return _time.perf_counter() - start, max(b - a for a, b in itertools.pairwise(ticks))
+
+    elapsed, worst_gap = asyncio.run(go())
+    assert elapsed < 0.55, elapsed  # two 0.3 s grades overlapped
+    assert worst_gap < 0.15, worst_gap  # the loop was never blocked by a grade
+    assert all(r.correct for r in records)

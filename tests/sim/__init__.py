@@ -1,0 +1,1 @@
+"""Tests of lavabench/sim/ (the tree mirrors the package)."""

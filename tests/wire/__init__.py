@@ -1,0 +1,1 @@
+"""Tests of lavabench/wire/ (the tree mirrors the package)."""
