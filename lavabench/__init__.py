@@ -1,7 +1,8 @@
 """lavabench: evaluate and benchmark Fireworks chat models through Lava's forward proxy.
 
-Nothing runs on import. The request path is cli -> config -> plan -> runner -> pacing ->
-client; the data path is runner -> records -> store -> analysis (see docs/architecture.md).
+Nothing runs on import. The request path is cli -> commands/run -> runner <-> load -> wire;
+the data path is runner -> records -> analysis -> report; commands/ wires the two (the map
+and its import rules: docs/architecture.md).
 """
 
 from importlib.metadata import PackageNotFoundError, version
