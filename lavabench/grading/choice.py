@@ -1,9 +1,9 @@
 """`multiple_choice`: read the chosen letter out of free-form text and compare it.
 
-Accepted forms, latest wins within a tier: explicit markers ("Answer: (B)", "The answer is
-B.", "**B**", "I choose C"), then a line that starts with the letter ("B. Paris", "(B)"),
-then a response that ends with one option's text (needs the choices, see `parse_reference`),
-then the last parenthesised letter. Reasoning inside <think> is ignored.
+Accepted forms, latest wins within a tier: commitments ("Answer: (B)", "The answer is B.",
+"I choose C"), then a named option ("The correct option is **B**"), then a line that starts
+with the letter ("B. Paris", "(B)"), then a response that ends with one option's text (needs
+the choices, see `parse_reference`), then the last parenthesised letter. Reasoning inside <think> is ignored.
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ _PREFIX = re.compile(r"^\s*\(?([A-Z])[).:]\s*")
 @lru_cache(maxsize=64)
 def _patterns(letters: str) -> tuple[re.Pattern[str], ...]:
     cls = f"[{re.escape(letters)}]"
-    marker = (
-        r"(?i:\banswer\b(?:\s+is)?|\boption\b(?:\s+is)?|\bchoice\b(?:\s+is)?|"
-        r"\bchoose\b|\bselect\b|\bpick\b|\bgo\s+with\b)"
-    )
+    # A commitment ("Answer: C", "I choose C") outranks a mention of an option: "Option A is
+    # incorrect" after "Answer: C" explains, it does not answer. "option/choice" counts only
+    # with "is" or ":" before the letter ("The correct option is B").
+    commit = r"(?i:\banswer\b(?:\s+is)?|\bchoose\b|\bselect\b|\bpick\b|\bgo\s+with\b)"
+    named = r"(?i:\b(?:option|choice)\b(?:\s+is\b|\s*[:=]))"
+    tail = rf"\s*(?:is\s*)?[:=]?\s*(?:option\s*|choice\s*)?[(\[]?({cls})(?![A-Za-z0-9])"
     return (
-        re.compile(
-            rf"{marker}\s*(?:is\s*)?[:=]?\s*(?:option\s*|choice\s*)?[(\[]?({cls})(?![A-Za-z0-9])"
-        ),
+        re.compile(commit + tail),
+        re.compile(named + tail),
         re.compile(rf"^\s*[(\[]?({cls})(?:[)\].:]|\s*$)", re.MULTILINE),
         re.compile(rf"\(({cls})\)"),
     )
@@ -69,8 +70,8 @@ def extract_choice(text: str, letters: str = "ABCD", choices: Sequence[str] = ()
     clean = strip_emphasis(strip_reasoning(text)).strip()
     if not clean:
         return None
-    marker, line_start, paren = _patterns(letters)
-    for pattern in (marker, line_start):
+    commit, named, line_start, paren = _patterns(letters)
+    for pattern in (commit, named, line_start):
         found = pattern.findall(clean)
         if found:
             return str(found[-1])

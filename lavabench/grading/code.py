@@ -7,7 +7,14 @@ already defines `entry_point` (chat models return the whole function) the prompt
 lines replace the prompt. It runs in a fresh `python -I` in a temporary directory, in its own
 session, with RLIMIT_CPU, RLIMIT_AS and RLIMIT_FSIZE set, in a new network namespace
 (`unshare -n`) when the host allows it, and the whole process group is killed at the
-wall-clock timeout. It never runs in the caller's process. It passes iff exit status is 0.
+wall-clock timeout. It never runs in the caller's process.
+
+As in HumanEval's harness (`exec(program, {})`), the program is executed by a small driver
+under a module name that is not `__main__`, so the model's `if __name__ == "__main__":` block
+(its own tests, `unittest.main()`, an `input()` loop) never runs; any exception, SystemExit
+included, fails the sample. It passes iff the driver reached the end of `check(...)`: exit
+status 0 *and* a marker file named by a per-run nonce, so `sys.exit(0)` or `os._exit(0)`
+before the check cannot pass a wrong solution.
 
 `extracted` is a short status ("passed", "failed: AssertionError", "timeout after 3s"),
 since the code itself is already in the record's response text.
@@ -20,6 +27,7 @@ import json
 import os
 import re
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -113,6 +121,23 @@ def _limits(cpu_s: int, memory_bytes: int) -> Any:
     return apply
 
 
+# The driver: exec the program as a non-main module (HumanEval's `exec(program, {})`), print
+# the traceback of anything raised (SystemExit too), and mark success only after the check.
+_DRIVER = """\
+import os, sys, traceback
+src = open("program.py", encoding="utf-8").read()
+try:
+    exec(compile(src, "program.py", "exec"), {"__name__": "candidate", "__builtins__": __builtins__})
+except BaseException:
+    traceback.print_exc()
+    sys.stderr.flush()
+    os._exit(1)
+open(%r, "w").close()
+sys.stderr.flush()
+os._exit(0)
+"""
+
+
 def run_program(
     program: str, timeout_s: float, memory_mb: int, network: bool = False
 ) -> tuple[bool, str]:
@@ -121,10 +146,11 @@ def run_program(
         path = os.path.join(tmp, "program.py")
         with open(path, "w", encoding="utf-8") as f:
             f.write(program)
+        marker = os.path.join(tmp, f"passed-{secrets.token_hex(8)}")
         prefix = [] if network else network_isolation()
         env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "PYTHONHASHSEED": "0"}
         proc = subprocess.Popen(
-            [*prefix, sys.executable, "-I", "-B", path],
+            [*prefix, sys.executable, "-I", "-B", "-c", _DRIVER % marker],
             cwd=tmp,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -140,8 +166,11 @@ def run_program(
             return False, f"timeout after {timeout_s:g}s"
         finally:
             _kill(proc)
-    if proc.returncode == 0:
+        reached_end = os.path.exists(marker)
+    if proc.returncode == 0 and reached_end:
         return True, "passed"
+    if proc.returncode == 0:
+        return False, "failed: exited before the check finished"
     if proc.returncode < 0:
         return False, f"killed by signal {-proc.returncode}"
     lines = [ln for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]

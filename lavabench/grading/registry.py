@@ -122,8 +122,21 @@ def _numbers(text: str) -> list[Fraction]:
     return values
 
 
+# Where the stated answer's clause ends: "72, since 48/2 = 24" states 72, and the working
+# after "since"/"because"/a sentence break must not replace it. A comma only ends the clause
+# before a word, so "1,234" and "2,5" stay whole.
+_CLAUSE_END = re.compile(
+    r"[,;]\s+(?=[A-Za-z(])|\.\s+|\s+(?:since|because|as|but|which|where|from)\b",
+    re.IGNORECASE,
+)
+
+
 def _number_in_segment(segment: str) -> Fraction | None:
-    """The number an answer segment states: after its last "=", else its first number."""
+    """The number an answer segment's first clause states: after that clause's last "="
+    ("12 + 30 = 42"), else its first number; else the segment's first number."""
+    clause = _CLAUSE_END.split(segment, 1)[0]
+    if _numbers(clause):
+        segment = clause
     if "=" in segment:
         after = _numbers(segment.rsplit("=", 1)[1])
         if after:

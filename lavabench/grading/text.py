@@ -9,8 +9,12 @@ _THINK_BLOCK = re.compile(rf"<({_THINK_TAGS})>.*?</\1\s*>", re.DOTALL | re.IGNOR
 _THINK_CLOSE = re.compile(rf"</{_THINK_TAGS}\s*>", re.IGNORECASE)
 _THINK_OPEN = re.compile(rf"<{_THINK_TAGS}>", re.IGNORECASE)
 _EMPHASIS = re.compile(r"(\*\*|__|\*|`)")
+# "answer" as a whole word followed by "is", ":" or "=" (or ending its line, a heading such
+# as "### Final Answer"): "Hope this answers your question!" or "the answer depends" after
+# the real answer must not become the answer.
 _FINAL_MARKER = re.compile(
-    r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=)?\s*:?", re.IGNORECASE
+    r"\b(?:final\s+answer|the\s+answer|answer)\b[ \t]*(?:is\b[ \t]*:?|[:=]|(?=[ \t]*$))",
+    re.IGNORECASE | re.MULTILINE,
 )
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 

@@ -84,3 +84,33 @@ def test_bad_reference_and_options() -> None:
         check_grader("code", {"timeout": 1})
     with pytest.raises(ConfigError, match=r"^dataset\.grader_options\.memory_mb"):
         check_grader("code", {"memory_mb": "lots"})
+
+
+WRONG_AREA = "def area(r):\n    return 2 * r\n"
+RIGHT_AREA = "import math\n\ndef area(r):\n    return math.pi * r * r\n"
+
+
+@pytest.mark.parametrize(
+    ("tail", "status"),
+    [
+        # HumanEval's harness execs the program as a non-main module: the model's own
+        # tests must not run, and exiting cleanly before the check must not pass.
+        (
+            "\nimport unittest\nif __name__ == '__main__':\n    unittest.main()\n",
+            "failed: AssertionError",
+        ),
+        ("\nimport unittest\nunittest.main()\n", "failed: SystemExit"),
+        ("\nimport sys\nsys.exit()\n", "failed: SystemExit"),
+        ("\nimport os\nos._exit(0)\n", "failed: exited before the check finished"),
+    ],
+)
+def test_a_wrong_solution_cannot_exit_its_way_to_a_pass(tail: str, status: str) -> None:
+    fenced = f"```python\n{WRONG_AREA}{tail}```"
+    grade = code(fenced, REF, {})
+    assert (grade.correct, grade.extracted) == (False, status)
+
+
+def test_an_interactive_main_block_does_not_break_a_right_solution() -> None:
+    main = "\nif __name__ == '__main__':\n    r = float(input('radius? '))\n    print(area(r))\n"
+    grade = code(f"```python\n{RIGHT_AREA}{main}```", REF, {})
+    assert (grade.correct, grade.extracted) == (True, "passed")

@@ -38,6 +38,16 @@ TABLE: list[tuple[str, dict[str, Any], str, str, str | None, bool]] = [
     ("multiple_choice", {}, "After comparing them, it's clearly Madrid", MMLU_REF, "C", True),
     ("multiple_choice", {}, "I would choose C because the others are false.", "C", "C", True),
     ("multiple_choice", {"letters": "ABCDE"}, "### Final Answer\n**E**", "E", "E", True),
+    # an explanation after the answer names other options; it must not override the answer
+    (
+        "multiple_choice",
+        {},
+        "Answer: C\n\nExplanation: Option A is incorrect because it ignores friction, "
+        "and option B double-counts the mass.",
+        "C",
+        "C",
+        True,
+    ),
     (
         "multiple_choice",
         {},
@@ -114,6 +124,15 @@ TABLE: list[tuple[str, dict[str, Any], str, str, str | None, bool]] = [
         True,
     ),
     ("exact", {"final_answer": True}, "**Answer:** 24", "24", "24", True),
+    # a later "answers" (a courtesy line) is not a final-answer marker
+    (
+        "exact",
+        {"final_answer": True, "option_letters": True},
+        "So the answer is (B).\n\nHope this answers your question!",
+        "(B)",
+        "(B)",
+        True,
+    ),
     # regex
     ("regex", {"pattern": r"Final: (\w+)"}, "Draft: x\nFinal: blue", "blue", "blue", True),
     (
@@ -150,6 +169,8 @@ TABLE: list[tuple[str, dict[str, Any], str, str, str | None, bool]] = [
     ("numeric", {}, "**Total:** $1,250.00", "1250", "1250", True),
     ("numeric", {}, "I cannot determine this without more information.", "5", None, False),
     ("numeric", {}, "The answer is 12 apples. Wait, recheck: 13.", "13", "12", False),
+    # the working after the stated answer ("since ... = 24") does not replace it
+    ("numeric", {}, "The answer is 72, since 48 + 24 = 72 and 48/2 = 24.", "72", "72", True),
 ]
 
 
