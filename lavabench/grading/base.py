@@ -7,11 +7,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Grade:
-    """`correct`/`score` are None when the item has no reference (nothing to grade against)."""
+    """`correct`/`score` are None when the item has no reference (nothing to grade against).
+
+    `format_ok` is False when the answer was not in the format the grader needs (an
+    *unparsed* answer, counted apart from wrong ones), None when the grader has no format rule.
+    """
 
     correct: bool | None
     score: float | None
     extracted: str | None
+    format_ok: bool | None = None
 
 
 def verdict(correct: bool, extracted: str | None) -> Grade:

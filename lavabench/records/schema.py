@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _col(arrow: str, doc: str, default: Any = None) -> Any:
@@ -114,7 +114,13 @@ class Record:
         "float64",
         "Decode speed seen by the user: (completion_tokens - 1) / (last token - first token).",
     )
-    content_chunks: int = _col("int32", "SSE chunks that carried answer text.", 0)
+    content_chunks: int = _col(
+        "int32",
+        "SSE chunks that carried answer text or a `delta.tool_calls` fragment (a tool call is "
+        "the answer: the first tool-call delta counts as the first output token in `ttft_s`, "
+        "`first_answer_s` and `token_offsets_ns`).",
+        0,
+    )
     reasoning_chunks: int = _col("int32", "SSE chunks that carried reasoning text.", 0)
 
     tokens_per_chunk: float | None = _col(
@@ -174,16 +180,32 @@ class Record:
     )
     lava_request_id: str | None = _col("string", "`x-lava-request-id` response header.")
     response_id: str | None = _col("string", "The provider's completion id (`id`).")
-    finish_reason: str | None = _col("string", "`stop`, `length`, ... from the final choice.")
+    finish_reason: str | None = _col(
+        "string", "`stop`, `length`, `tool_calls`, ... from the final choice."
+    )
 
     # --- answer and grade ---------------------------------------------------------------
     response_text: str | None = _col(
         "string", "Answer text (null when `records.response_text=false`)."
     )
+    tool_calls: str | None = _col(
+        "string",
+        "The tool calls the model made, as a JSON list of {id, name, arguments} in stream "
+        "`index` order: `name` as sent on the wire, `arguments` the raw text the server sent "
+        "(not re-encoded, so malformed JSON stays visible); null when it made none. Kept even "
+        "with `records.response_text=false` (it is the answer the grader reads).",
+    )
     grader: str | None = _col("string", "Grader name; null when the item has no reference.")
     correct: bool | None = _col("bool", "Grade: answer correct; null when not graded or failed.")
     score: float | None = _col("float64", "Grade score in [0, 1]; null when not graded.")
     extracted_answer: str | None = _col("string", "Answer the grader extracted.")
+    format_ok: bool | None = _col(
+        "bool",
+        "The answer was in the format its grader requires: false = *unparsed* (tool-call "
+        "arguments not valid JSON or not an object; `json` grader: not JSON, or not valid "
+        "against the schema), a format failure counted apart from wrong answers (`correct` "
+        "is false too); null when the grader has no format rule or did not grade.",
+    )
     grade_error: str | None = _col(
         "string", "Why grading failed (the response is kept; correct/score stay null)."
     )
@@ -286,6 +308,9 @@ def records_markdown() -> str:
         "  `limit_shared_budget_usd`: the limits each request was sent under (sweeps share",
         "  the account's rate and budget across jobs); `load_step`, `load_level` (`load=sweep`);",
         "  `client_worker` (`runner.workers`).",
+        "- 4: `tool_calls` (the calls a model made, arguments verbatim), `format_ok` (the",
+        "  grader's format check: false = unparsed); `content_chunks` and the first-token",
+        "  timings count `delta.tool_calls` fragments as answer chunks.",
         "",
     ]
     return "\n".join(lines)

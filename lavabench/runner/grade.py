@@ -1,6 +1,8 @@
 """The grade hook: each answer graded as its row is made, off the loop for blocking graders.
 
-A grader bug must not lose the response: the exception is stored in `grade_error`."""
+A grader bug must not lose the response: the exception is stored in `grade_error`. A grader
+with `reads = "tool_calls"` grades the row's tool calls (its JSON list, "[]" for none)
+instead of the answer text."""
 
 from __future__ import annotations
 
@@ -20,13 +22,15 @@ def grade_hook(grader: Any, spec: DatasetSpec) -> Callable[[Job, Record, str], A
     """Grade each answer; a `blocking` grader (code execution: 30 ms-5 s a sample) runs in a
     thread so the event loop keeps stamping tokens of the requests in flight."""
     blocking = bool(getattr(grader, "blocking", False))
+    reads_tool_calls = getattr(grader, "reads", "text") == "tool_calls"
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2) if blocking else None
 
     async def grade(job: Job, record: Record, answer_text: str) -> None:
         if job.prompt.reference is None:
             return
         record.grader = spec.grader
-        args = (answer_text, job.prompt.reference, spec.grader_options)
+        answer = (record.tool_calls or "[]") if reads_tool_calls else answer_text
+        args = (answer, job.prompt.reference, spec.grader_options)
         try:
             if pool is not None:
                 result: Grade = await asyncio.get_running_loop().run_in_executor(
@@ -40,5 +44,6 @@ def grade_hook(grader: Any, spec: DatasetSpec) -> Callable[[Job, Record, str], A
         record.correct = result.correct
         record.score = result.score
         record.extracted_answer = result.extracted
+        record.format_ok = result.format_ok
 
     return grade

@@ -128,6 +128,7 @@ def build_record(
     rec.finish_reason = result.finish_reason
     rec.content_chunks = result.content_chunks
     rec.reasoning_chunks = result.reasoning_chunks
+    rec.tool_calls = result.tool_calls_json()
     if keep_text:
         rec.response_text = result.answer_text
     times = result.token_times_ns
@@ -214,6 +215,7 @@ def cache_entry(result: StreamResult) -> dict[str, Any]:
         "response_id": result.response_id,
         "content_chunks": result.content_chunks,
         "reasoning_chunks": result.reasoning_chunks,
+        "tool_calls": result.tool_calls_json(),
     }
 
 
@@ -238,6 +240,7 @@ def record_from_cache(
         content_chunks=int(entry.get("content_chunks") or 0),
         reasoning_chunks=int(entry.get("reasoning_chunks") or 0),
         response_text=entry.get("answer_text") if keep_text else None,
+        tool_calls=entry.get("tool_calls"),
     )
     _apply_usage(rec, job, entry.get("usage"))
     rec.cost_pico_usd = rec.cost_usd = None

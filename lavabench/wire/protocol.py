@@ -38,12 +38,18 @@ def chat_body(
     max_tokens: int,
     stream: bool,
     params: Mapping[str, Any] | None = None,
+    tools: Any = None,
+    tool_choice: Any = None,
+    response_format: Any = None,
 ) -> bytes:
     """The provider's JSON body. `max_tokens` is always explicit (Fireworks defaults to 2048).
 
     Streams always ask for `include_usage` (newer Kimi models send usage only then) and for
     `perf_metrics` (server timings in the body, which pass through Lava whatever it does with
-    headers).
+    headers). `tools` (OpenAI `{"type": "function", "function": {...}}` objects),
+    `tool_choice` and `response_format` are sent only when given: Fireworks rejects unknown or
+    malformed fields with 400, so nothing is sent by default. Each may be an
+    `orjson.Fragment` (JSON already encoded once per dataset item).
     """
     body: dict[str, Any] = {
         "model": model_id,
@@ -53,6 +59,13 @@ def chat_body(
     }
     if params:
         body.update(params)
+    for name, value in (
+        ("tools", tools),
+        ("tool_choice", tool_choice),
+        ("response_format", response_format),
+    ):
+        if value is not None:
+            body[name] = value
     if stream:
         body["stream_options"] = {"include_usage": True}
     body["perf_metrics_in_response"] = True
@@ -199,10 +212,19 @@ class StreamResult:
     perf_metrics: dict[str, Any] | None = None
     done: bool = False
     error: str | None = None
+    # tool calls by stream index: {"id", "name", "arguments"} (arguments: the raw JSON text)
+    tool_calls: dict[int, dict[str, str]] = field(default_factory=dict)
 
     @property
     def answer_text(self) -> str:
         return "".join(self.answer_parts)
+
+    def tool_calls_json(self) -> str | None:
+        """The calls in index order as one JSON list, arguments kept verbatim; None if none."""
+        if not self.tool_calls:
+            return None
+        calls = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+        return orjson.dumps(calls).decode()
 
 
 _THINK_OPEN = "<think>"
@@ -262,6 +284,9 @@ class ChatStreamAccumulator:
             content = delta.get("content")
             if content:
                 self._content_chunk(content, t_ns)
+            tool_calls = delta.get("tool_calls")
+            if tool_calls:
+                self._tool_call_chunk(tool_calls, t_ns)
             if choice.get("finish_reason"):
                 result.finish_reason = choice["finish_reason"]
 
@@ -270,6 +295,20 @@ class ChatStreamAccumulator:
         r.reasoning_chunks += 1
         if r.first_reasoning_ns is None:
             r.first_reasoning_ns = t_ns
+        r.token_times_ns.append(t_ns)
+
+    def _tool_call_chunk(self, deltas: Any, t_ns: int) -> None:
+        """Merge `delta.tool_calls` fragments by `index` (OpenAI's rule: id and type once,
+        name and arguments concatenated). A tool-call delta is an answer chunk for timing:
+        the first one is the first output token, as a first `content` token would be."""
+        r = self.result
+        if not isinstance(deltas, list):
+            r.error = f"delta.tool_calls is not a list: {_preview(repr(deltas))}"
+            return
+        merge_tool_calls(r.tool_calls, deltas)
+        r.content_chunks += 1
+        if r.first_answer_ns is None:
+            r.first_answer_ns = t_ns
         r.token_times_ns.append(t_ns)
 
     def _answer_chunk(self, text: str, t_ns: int) -> None:
@@ -336,6 +375,29 @@ class ChatStreamAccumulator:
         return self.result
 
 
+def merge_tool_calls(calls: dict[int, dict[str, str]], deltas: Sequence[Any]) -> None:
+    """Apply one chunk's `tool_calls` list to `calls` (by `index`; a missing index is the
+    position in the list, as some servers send whole calls without one)."""
+    for position, delta in enumerate(deltas):
+        if not isinstance(delta, dict):
+            continue
+        index = delta.get("index", position)
+        if not isinstance(index, int) or isinstance(index, bool):
+            index = position
+        call = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+        if isinstance(delta.get("id"), str) and not call["id"]:
+            call["id"] = delta["id"]
+        function = delta.get("function")
+        if isinstance(function, dict):
+            name, arguments = function.get("name"), function.get("arguments")
+            if isinstance(name, str):
+                call["name"] += name
+            if isinstance(arguments, str):
+                call["arguments"] += arguments
+            elif isinstance(arguments, dict):  # a server that sends an object, not text
+                call["arguments"] += orjson.dumps(arguments).decode()
+
+
 def parse_completion(body: bytes) -> tuple[StreamResult, str | None]:
     """A non-streaming `chat.completion` body as a StreamResult (no per-token times)."""
     try:
@@ -353,14 +415,18 @@ def parse_completion(body: bytes) -> tuple[StreamResult, str | None]:
         if close_at >= 0:
             reasoning = content[: close_at + len(_THINK_CLOSE)]
             content = content[close_at + len(_THINK_CLOSE) :].lstrip()
+    calls: dict[int, dict[str, str]] = {}
+    if isinstance(message.get("tool_calls"), list):
+        merge_tool_calls(calls, message["tool_calls"])
     result = StreamResult(
+        tool_calls=calls,
         response_id=obj.get("id") if isinstance(obj.get("id"), str) else None,
         answer_parts=[content] if content else [],
         finish_reason=choice.get("finish_reason"),
         usage=obj.get("usage") or None,
         perf_metrics=obj.get("perf_metrics") or None,
         done=True,
-        content_chunks=1 if content else 0,
+        content_chunks=1 if content or calls else 0,
         reasoning_chunks=1 if reasoning else 0,
     )
     return result, None
