@@ -15,20 +15,15 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy import stats
 
+from lavabench.analysis.intervals import wilson_interval
+
 CONFIDENCE = 0.95
-
-
-def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Two-sided Wilson score interval for k successes in n trials; (0, 1) when n is 0."""
-    if n == 0:
-        return 0.0, 1.0
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
 
 
 @dataclass(frozen=True)
 class Accuracy:
-    """k of n graded items correct, with its Wilson interval and ungraded count."""
+    """k of n graded items correct, with its Wilson interval (NaN when n is 0) and the
+    ungraded count."""
 
     k: int
     n: int
@@ -46,7 +41,7 @@ def accuracy(correct: pd.Series) -> Accuracy:
     """Accuracy of one model on one dataset from its `correct` column (nulls ungraded)."""
     graded = correct.dropna().astype(bool)
     k, n = int(graded.sum()), len(graded)
-    low, high = wilson_interval(k, n)
+    low, high = wilson_interval(k, n, CONFIDENCE)
     return Accuracy(k, n, low, high, int(correct.isna().sum()))
 
 

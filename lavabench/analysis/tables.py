@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 from scipy import stats
 
+from lavabench.analysis.intervals import accuracy_interval
 from lavabench.catalog import PICO_PER_USD
 from lavabench.records.reader import Runs
 
@@ -157,26 +158,14 @@ def p90_upper_bound(x: np.ndarray, confidence: float = 0.95) -> float:
     return float(ci.high)
 
 
-def wilson_interval(
-    k: int, n: int, confidence: float = 0.95, alternative: str = "two-sided"
-) -> tuple[float, float]:
-    """Wilson score interval (statistics.md: Wald under-covers, Clopper-Pearson over-covers)."""
-    if n == 0:
-        return (math.nan, math.nan)
-    ci = stats.binomtest(int(k), int(n), alternative=alternative).proportion_ci(
-        confidence_level=confidence, method="wilson"
-    )
-    return (float(ci.low), float(ci.high))
-
-
 def accuracy_table(
     df: pd.DataFrame, by: list[str] | None = None, confidence: float = 0.95
 ) -> pd.DataFrame:
     """Accuracy with its 95% interval per group, recorded with k, n, K and the method.
 
     One answer per item: Wilson. K>1 answers per item: answers to one item are correlated,
-    so average per item and use mean ± t·sd/√items (statistics.md; naive counting covers
-    82-84%).
+    so average per item; the interval is the weaker of mean ± t·sd/√items and the Wilson
+    interval on the items (analysis.intervals; naive counting covers 82-84%).
     """
     by = by or ["model"]
     graded = df[df["_in_accuracy"]]
@@ -190,12 +179,7 @@ def accuracy_table(
         k = round(float((g["mean"] * g["size"]).sum()))
         answers_per_item = int(g["size"].max())
         items = len(g)
-        if answers_per_item == 1:
-            lo, hi = wilson_interval(k, n, confidence)
-            method = "wilson"
-        else:
-            lo, hi = _cluster_t_interval(g["mean"].to_numpy(), confidence)
-            method = "cluster-t (item)"
+        lo, hi, method = accuracy_interval(g["mean"].to_numpy(), n, confidence)
         rows.append(
             {
                 **dict(zip(by, key, strict=True)),
@@ -213,28 +197,14 @@ def accuracy_table(
     return pd.DataFrame(rows, columns=[*columns, "method"])
 
 
-def _cluster_t_interval(means: np.ndarray, confidence: float) -> tuple[float, float]:
-    m = len(means)
-    if m < 2:
-        return (0.0, 1.0)
-    half = stats.t.ppf(0.5 + confidence / 2, m - 1) * means.std(ddof=1) / math.sqrt(m)
-    centre = float(means.mean())
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 def accuracy_lower_bound(df: pd.DataFrame, model: str, alpha: float) -> float:
-    """One-sided lower bound at level 1-alpha of one model's accuracy (same method choice)."""
+    """One-sided lower bound at level 1-alpha of one model's accuracy (`accuracy_interval`:
+    Wilson, or with repeats never tighter than answering each item once); NaN if ungraded."""
     g = df[(df["model"] == model) & df["_in_accuracy"]]
     if g.empty:
         return math.nan
-    per_item = g.groupby(["dataset", "item_id"], observed=True)["_correct"].agg(["mean", "size"])
-    if int(per_item["size"].max()) == 1:
-        return wilson_interval(int(g["_correct"].sum()), len(g), 1 - alpha, "greater")[0]
-    means = per_item["mean"].to_numpy()
-    if len(means) < 2:
-        return 0.0
-    half = stats.t.ppf(1 - alpha, len(means) - 1) * means.std(ddof=1) / math.sqrt(len(means))
-    return max(0.0, float(means.mean()) - half)
+    per_item = g.groupby(["dataset", "item_id"], observed=True)["_correct"].mean()
+    return accuracy_interval(per_item.to_numpy(), len(g), 1 - alpha, "greater")[0]
 
 
 # --- cost, tokens, reliability -----------------------------------------------------------------
