@@ -33,9 +33,27 @@ def messages_sha256(messages: Iterable[Message]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def prompt_sha256(messages: Iterable[Message], tools_json: str | None = None) -> str:
+    """The prompt's hash: `messages_sha256` without tools (unchanged for text prompts); with
+    tools, sha256 of the canonical {"messages", "tools"} (the tools are part of the prompt)."""
+    if tools_json is None:
+        return messages_sha256(messages)
+    canonical = json.dumps(
+        {"messages": [m.as_dict() for m in messages], "tools": json.loads(tools_json)},
+        ensure_ascii=False,
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class Prompt:
-    """One rendered dataset item, ready to send; `reference` is None when it has no answer."""
+    """One rendered dataset item, ready to send; `reference` is None when it has no answer.
+
+    `tools_json`, `tool_choice_json` and `response_format_json` are the request's `tools`,
+    `tool_choice` and `response_format` as JSON text (encoded once; null: not sent).
+    """
 
     dataset: str
     item_id: str
@@ -44,6 +62,9 @@ class Prompt:
     prompt_sha256: str
     group: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+    tools_json: str | None = None
+    tool_choice_json: str | None = None
+    response_format_json: str | None = None
 
     def message_dicts(self) -> list[dict[str, str]]:
         """`messages` as the list of dicts a chat-completions request body takes."""

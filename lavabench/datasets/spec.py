@@ -30,7 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from lavabench.datasets.prompt import Message, Prompt, messages_sha256
+from lavabench.datasets.prompt import Message, Prompt, prompt_sha256
 from lavabench.errors import ConfigError, DatasetError
 
 MAX_LISTED_PROBLEMS = 20
@@ -40,7 +40,9 @@ def _frozen_options() -> Mapping[str, Any]:
     return MappingProxyType({})
 
 
-FORMATS = ("auto", "jsonl", "csv", "json")
+FORMATS = ("auto", "jsonl", "csv", "json", "bfcl")
+TOOL_CHOICES = ("auto", "none", "required", "any")
+RESPONSE_FORMATS = ("text", "json_object", "json_schema", "grammar")
 DATA_MIRROR_ENV = "LAVABENCH_DATA_MIRROR"
 DATA_CACHE_ENV = "LAVABENCH_DATA_CACHE"
 DEFAULT_CACHE = "~/.cache/lavabench/datasets"
@@ -85,6 +87,13 @@ class DatasetSpec:
     Few-shot: `few_shot_n` examples from `few_shot_path` (same field mapping; same group
     when the rows have groups) go before the item as user/assistant turns, the assistant
     turn rendered with `few_shot_answer_template` ({reference} and the template fields).
+
+    Tools and structured output (sent as Fireworks takes them; see wire/protocol.chat_body):
+    `tools_field` names a row field holding that item's OpenAI `tools` list; `tool_choice`
+    (`auto`, `none`, `required`, `any` or {type: function, function: {name}}) and
+    `response_format` ({type: json_object} or {type: json_schema, json_schema: ...}) apply
+    to every item. `format: bfcl` reads a BFCL category file instead (datasets/bfcl.py):
+    messages, tools and the reference come from BFCL's own fields.
     """
 
     name: str
@@ -113,11 +122,15 @@ class DatasetSpec:
     source: Mapping[str, Any] | None = field(default=None, hash=False)
     data_path: str | None = None
     description: str | None = None
+    tools_field: str | None = None
+    tool_choice: Any = field(default=None, hash=False)
+    response_format: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         for key in ("name", "path", "input_field", "grader"):
             _check_str(key, getattr(self, key))
-        for key in ("id_field", "reference_field", "records_key", "few_shot_path"):
+        _check_tool_settings(self)
+        for key in ("id_field", "reference_field", "records_key", "few_shot_path", "tools_field"):
             if getattr(self, key) is not None:
                 _check_str(key, getattr(self, key))
         if self.system_prompt is not None and not isinstance(self.system_prompt, str):
@@ -213,6 +226,42 @@ class DatasetSpec:
         return cls(**values)
 
 
+def _check_tool_settings(spec: DatasetSpec) -> None:
+    """`tool_choice` and `response_format` in the shapes Fireworks accepts (a wrong one would
+    be a 400 on every request, so it fails here, before any is sent)."""
+    choice = spec.tool_choice
+    if choice is not None:
+        choice = _plain(choice)
+        named = (
+            isinstance(choice, dict)
+            and choice.get("type") == "function"
+            and isinstance(choice.get("function"), dict)
+            and isinstance(choice["function"].get("name"), str)
+        )
+        if choice not in TOOL_CHOICES and not named:
+            raise ConfigError(
+                f"dataset.tool_choice: must be one of {', '.join(TOOL_CHOICES)} or "
+                f"{{type: function, function: {{name: ...}}}}, got {choice!r}"
+            )
+        object.__setattr__(spec, "tool_choice", choice)
+    fmt = spec.response_format
+    if fmt is not None:
+        if not isinstance(fmt, Mapping) or fmt.get("type") not in RESPONSE_FORMATS:
+            raise ConfigError(
+                "dataset.response_format: must be a mapping with type one of "
+                f"{', '.join(RESPONSE_FORMATS)}, got {fmt!r}"
+            )
+        if fmt["type"] == "json_schema" and not isinstance(fmt.get("json_schema"), Mapping):
+            raise ConfigError("dataset.response_format.json_schema: required, a mapping")
+        object.__setattr__(spec, "response_format", MappingProxyType(_plain(fmt)))
+
+
+def _json_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 def _choice_lines(choices: Sequence[str]) -> str:
     if all(_LETTER_PREFIX.match(c) for c in choices):
         return "\n".join(choices)
@@ -262,9 +311,12 @@ def render_prompt(
         item_id=item_id,
         messages=tuple(messages),
         reference=reference,
-        prompt_sha256=messages_sha256(messages),
+        prompt_sha256=prompt_sha256(messages, row.tools_json),
         group=row.group,
         metadata=tuple(row.metadata.items()),
+        tools_json=row.tools_json,
+        tool_choice_json=_json_or_none(spec.tool_choice),
+        response_format_json=_json_or_none(spec.response_format),
     )
 
 
@@ -280,6 +332,7 @@ class _Row:
     choices: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     shot_answer: str | None = None
+    tools_json: str | None = None
 
 
 def load_prompts(spec: DatasetSpec) -> list[Prompt]:
@@ -288,6 +341,15 @@ def load_prompts(spec: DatasetSpec) -> list[Prompt]:
     Nothing is returned unless the whole dataset (and its few-shot split) is valid; the
     DatasetError lists up to MAX_LISTED_PROBLEMS problems as `path:line: field 'x': what`.
     """
+    if spec.format == "bfcl":
+        from lavabench.datasets.bfcl import load_bfcl
+
+        prompts = load_bfcl(
+            spec.path, spec.name, spec.system_prompt, _json_or_none(spec.tool_choice)
+        )
+        if spec.shuffle:
+            random.Random(spec.seed).shuffle(prompts)
+        return prompts[: spec.limit] if spec.limit is not None else prompts
     rows = _load_rows(spec, spec.path, require_id=spec.id_field is not None)
     if spec.shuffle:
         random.Random(spec.seed).shuffle(rows)
@@ -499,12 +561,36 @@ def _validate(
             else:
                 problem(f"must be a string or number, got {_kind(value)}", name)
                 ok = False
+        tools_json = _row_tools(spec, obj, problem)
+        ok = ok and (spec.tools_field is None or tools_json is not None)
         if item_id is not None and input_text is not None and ok and ref_ok:
             plain = obj.get(spec.reference_field) if spec.reference_field else None
             shot = None if plain is None else str(plain)
             rows.append(
-                _Row(item_id, input_text, reference, group, tuple(choices or ()), metadata, shot)
-            )
+                _Row(item_id, input_text, reference, group, tuple(choices or ()), metadata, shot,
+                     tools_json)
+            )  # fmt: skip
+
+
+def _row_tools(spec: DatasetSpec, obj: dict[str, Any], problem: _Report) -> str | None:
+    """The row's OpenAI `tools` list as JSON text (`tools_field`), or None."""
+    if spec.tools_field is None:
+        return None
+    tools = obj.get(spec.tools_field)
+    ok = isinstance(tools, list) and bool(tools)
+    for tool in tools if ok else ():  # type: ignore[union-attr]
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not (tool.get("type") == "function" and isinstance(fn, dict)
+                and isinstance(fn.get("name"), str)):  # fmt: skip
+            ok = False
+    if not ok:
+        problem(
+            "must be a non-empty list of {type: function, function: {name, parameters}} "
+            "objects (OpenAI tools)",
+            spec.tools_field,
+        )
+        return None
+    return json.dumps(tools, ensure_ascii=False, separators=(",", ":"))
 
 
 def _row_choices(spec: DatasetSpec, obj: dict[str, Any], problem: _Report) -> list[str] | None:

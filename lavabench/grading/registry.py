@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Any, Protocol, TypeVar
 
 from lavabench.errors import ConfigError, DatasetError
-from lavabench.grading import choice, code, ifeval, jsonfmt, mathans, regex
+from lavabench.grading import choice, code, ifeval, jsonfmt, mathans, regex, toolcall
 from lavabench.grading.base import Grade
 from lavabench.grading.options import check_options
 from lavabench.grading.text import final_answer_text, matching_brace, strip_reasoning
@@ -299,3 +299,4 @@ register("regex")(regex.regex)
 register("json")(jsonfmt.json_grader)
 register("code")(code.code)
 register("ifeval")(ifeval.ifeval)
+register("tool_call")(toolcall.tool_call)

@@ -28,7 +28,10 @@ def estimate_prompt_tokens(messages: Iterable[tuple[str, str]]) -> int:
 
 
 def job_prompt_tokens(job: Job) -> int:
-    return estimate_prompt_tokens((m.role, m.content) for m in job.prompt.messages)
+    """The job's messages plus its tools (Fireworks bills tools as prompt tokens)."""
+    tools = job.prompt.tools_json
+    extra = [("tools", tools)] if tools else []
+    return estimate_prompt_tokens([*((m.role, m.content) for m in job.prompt.messages), *extra])
 
 
 def cost_bounds_pico(model: Model, prompt_tokens: int, max_tokens: int) -> tuple[int, int]:

@@ -22,6 +22,8 @@ pytestmark = pytest.mark.skipif(
     reason=f"public datasets not found at {SHARED_DATASETS} (present in CI)",
 )
 BUILT_IN = ["gsm8k", "mmlu", "math500", "humaneval", "bbh", "agieval", "ifeval"]
+BFCL_SPECS = sorted(p.stem for p in (ROOT / "conf" / "dataset").glob("bfcl_*.yaml"))
+BUILT_IN += BFCL_SPECS
 
 
 @pytest.fixture(autouse=True)
@@ -172,3 +174,16 @@ def test_data_root_missing_file_names_pull(tmp_path: Path, monkeypatch: pytest.M
 
     with pytest.raises(DatasetError, match="not found"):
         load_prompts(spec)
+
+
+def test_bfcl_specs_cover_every_category_and_send_renamed_tools() -> None:
+    assert len(BFCL_SPECS) == 11
+    total = 0
+    for name in BFCL_SPECS:
+        _spec, prompts = load(name)
+        total += len(prompts)
+        for p in prompts:
+            tools = json.loads(p.tools_json) if p.tools_json else []
+            assert all("." not in t["function"]["name"] for t in tools)
+            assert '"type": "dict"' not in json.dumps([t["function"]["parameters"] for t in tools])
+    assert total == 3491  # the README's count of questions

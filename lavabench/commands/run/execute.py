@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from omegaconf import DictConfig
 
 from lavabench.catalog import Catalog
@@ -269,6 +270,11 @@ def loop_factory() -> Any:
     return uvloop.new_event_loop
 
 
+def _fragment(text: str | None) -> orjson.Fragment | None:
+    """Per-item JSON (tools, tool_choice, response_format) spliced in as already encoded."""
+    return None if text is None else orjson.Fragment(text)
+
+
 def request_factory(conf: LavabenchConf, endpoint: Endpoint, run_id: str) -> Any:
     headers_by_model: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -281,12 +287,16 @@ def request_factory(conf: LavabenchConf, endpoint: Endpoint, run_id: str) -> Any
         params = dict(conf.runner.params)
         if conf.runner.seed is not None:
             params["seed"] = conf.runner.seed + job.repeat
+        prompt = job.prompt
         body = chat_body(
             model_id=job.model.id,
-            messages=job.prompt.message_dicts(),
+            messages=prompt.message_dicts(),
             max_tokens=conf.runner.max_tokens,
             stream=conf.runner.stream,
             params=params,
+            tools=_fragment(prompt.tools_json),
+            tool_choice=_fragment(prompt.tool_choice_json),
+            response_format=_fragment(prompt.response_format_json),
         )
         return WireRequest(url=endpoint.url, headers=headers, body=body, stream=conf.runner.stream)
 
