@@ -11,7 +11,7 @@ from lavabench.catalog import catalog_from_mapping
 from lavabench.config import compose, plain
 from lavabench.errors import ConfigError
 from lavabench.exit_codes import EXIT_ERROR
-from lavabench.records.store import read_records
+from lavabench.records.reader import read_columns
 from lavabench.records.sweep_dirs import (
     expand_run_dirs,
     is_sweep_dir,
@@ -24,7 +24,7 @@ def summary_main(args: list[str]) -> int:
     parser.add_argument("run_dir", type=Path)
     opts = parser.parse_args(args)
     for run_dir in expand_run_dirs([opts.run_dir]):
-        print_summary(per_model_summary(read_records(run_dir)), title=str(run_dir))
+        print_summary(per_model_summary(read_columns(run_dir)), title=str(run_dir))
     return 0
 
 

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from lavabench.errors import StoreError
 from lavabench.records.reader import ANALYSIS_COLUMNS, read_columns
-from lavabench.records.store import one_row_per_job, read_run_json
+from lavabench.records.store import read_run_json
 
 HISTORY_COLUMNS = [
     *ANALYSIS_COLUMNS,
@@ -81,7 +81,7 @@ def add_run(run_dir: Path | str, history_dir: Path | str) -> list[Path]:
     info = read_run_json(run_dir)
     run_id = str(info.get("run_id") or run_dir.name)
     date, started_at = _run_date(info)
-    table = one_row_per_job(read_columns(run_dir, HISTORY_COLUMNS))
+    table = read_columns(run_dir, HISTORY_COLUMNS)  # one row per job: the reader's job
     df = table.to_pandas()
     df["run_id"] = run_id
     df["run_started_at"] = started_at

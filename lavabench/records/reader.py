@@ -1,7 +1,14 @@
 """The one reader of records: run directories in, Arrow tables (and run.json) out.
 
-Every consumer (summary, report, pick, compare, history, reconcile) reads rows through
-here, so analysis/ stays pure (tables in, tables out)."""
+Every consumer (summary, report, pick, compare, history, reconcile, resume) reads rows
+through `read_columns` / `read_all` here, and both keep one row per job
+(`store.one_row_per_job`): after a crash during `resume` a run directory holds
+records.parquet *and* leftover parts that may repeat a job, and no consumer may count an
+item twice. analysis/ stays pure (tables in, tables out).
+
+Columns a consumer asks for that this version's schema does not know are left out (so a
+consumer written for a newer column works on older code and older files); columns the
+schema knows but a file lacks (older schema versions) come back as nulls."""
 
 from __future__ import annotations
 
@@ -16,7 +23,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lavabench.errors import StoreError
-from lavabench.records.store import PARTS_DIR, RECORDS_FILE, read_run_json, record_schema
+from lavabench.records.store import (
+    conform,
+    one_row_per_job,
+    read_run_json,
+    record_files,
+    record_schema,
+)
 
 # The columns the report and pick need: reading only these keeps 1M rows well under 1 GB.
 ANALYSIS_COLUMNS = [
@@ -39,7 +52,19 @@ ANALYSIS_COLUMNS = [
     "grader",
     "correct",
     "response_cached",
+    "finish_reason",
+    "judge_cost_pico_usd",
+    "grade_error",
+    # provenance (schema 4+); absent from older schemas and files: see the module docstring
+    "grade_status",
+    "ungraded_reason",
+    "usage_source",
+    "cost_source",
+    "truncated",
+    "retry_cost_pico_usd",
 ]
+# Read beside any selection, for one_row_per_job; dropped again unless asked for.
+_JOB_KEYS = ["job_id", "status"]
 
 
 # Low-cardinality strings become pandas categoricals (a few bytes per row instead of ~60).
@@ -72,30 +97,33 @@ class Runs:
 
 
 def read_columns(run_dir: Path | str, columns: list[str] | None = None) -> pa.Table:
-    """Only `columns` of a run's records (final file or crash parts), older schemas tolerated.
+    """Only `columns` (default ANALYSIS_COLUMNS) of a run, one row per job.
 
-    Why not store.read_records: it reads every column, including response text and token
-    offsets, which is most of the bytes of a large run.
+    Why not every column: response text and token offsets are most of the bytes of a large
+    run. Columns unknown to this schema are skipped; known ones missing from a file are null.
     """
-    run_dir = Path(run_dir)
-    wanted = list(ANALYSIS_COLUMNS if columns is None else columns)
-    files = [run_dir / RECORDS_FILE] if (run_dir / RECORDS_FILE).exists() else []
-    files += sorted((run_dir / PARTS_DIR).glob("part-*.parquet"))
-    if not files:
-        raise StoreError(f"no records in {run_dir}: expected {RECORDS_FILE} or {PARTS_DIR}/")
     schema = record_schema()
+    wanted = [c for c in (ANALYSIS_COLUMNS if columns is None else columns) if c in schema.names]
+    read = list(dict.fromkeys([*wanted, *_JOB_KEYS]))
     tables = []
-    for path in files:
+    for path in record_files(run_dir):
         present = set(pq.read_schema(path).names)
-        table = pq.read_table(path, columns=[c for c in wanted if c in present])
+        table = pq.read_table(path, columns=[c for c in read if c in present])
         arrays = [
             table[c].cast(schema.field(c).type)
             if c in present
             else pa.nulls(len(table), schema.field(c).type)
-            for c in wanted
+            for c in read
         ]
-        tables.append(pa.Table.from_arrays(arrays, names=wanted))
-    return pa.concat_tables(tables)
+        tables.append(pa.Table.from_arrays(arrays, names=read))
+    return one_row_per_job(pa.concat_tables(tables)).select(wanted)
+
+
+def read_all(run_dir: Path | str) -> pa.Table:
+    """Every column of a run (current schema, older files filled with nulls, columns of a
+    newer writer kept), one row per job."""
+    tables = [pq.read_table(path) for path in record_files(run_dir)]
+    return one_row_per_job(conform(pa.concat_tables(tables, promote_options="permissive")))
 
 
 def read_runs(run_dirs: Sequence[Path | str] | Path | str) -> Runs:

@@ -244,20 +244,27 @@ _ROW_GROUP_ROWS = 8192  # row groups of ~8k rows, not one per 500-row part (64k 
 
 
 def read_records(run_dir: Path | str) -> pa.Table:
-    """All rows of a run: the final file, else (after a crash) the parts written so far.
+    """All columns of a run, one row per job: `records.reader.read_all` (the one reader)."""
+    from lavabench.records.reader import read_all  # the reader builds on this module
 
-    Rows from an older schema version get the current columns, missing ones as nulls.
-    """
+    return read_all(run_dir)
+
+
+def record_files(run_dir: Path | str) -> list[Path]:
+    """The Parquet files holding a run's rows, in write order: the final file, then parts.
+
+    After a crash during `resume` (or mid-finalize) both exist and may repeat a job;
+    `one_row_per_job` resolves that, in the reader."""
     run_dir = Path(run_dir)
     final = run_dir / RECORDS_FILE
-    parts = sorted((run_dir / PARTS_DIR).glob("part-*.parquet"))
-    if not final.exists() and not parts:
+    files = [final] if final.exists() else []
+    files += sorted((run_dir / PARTS_DIR).glob("part-*.parquet"))
+    if not files:
         raise StoreError(
             f"no records in {run_dir}: expected {RECORDS_FILE} or {PARTS_DIR}/ "
             "(is this a run directory under results/?)"
         )
-    tables = ([pq.read_table(final)] if final.exists() else []) + [pq.read_table(p) for p in parts]
-    return one_row_per_job(conform(pa.concat_tables(tables, promote_options="permissive")))
+    return files
 
 
 def one_row_per_job(table: pa.Table) -> pa.Table:
@@ -282,9 +289,12 @@ def _rows_to_keep(keys: pa.Table) -> list[int] | range:
         return range(keys.num_rows)
     frame = keys.to_pandas()
     frame["row"] = range(len(frame))
+    # A row without a job_id (hand-made tables) cannot be matched to another: it stays.
+    anonymous = frame[frame["job_id"].isna()]
+    frame = frame[frame["job_id"].notna()]
     ok = frame[frame["status"] == "ok"].drop_duplicates("job_id", keep="first")
     rest = frame[~frame["job_id"].isin(ok["job_id"])].drop_duplicates("job_id", keep="last")
-    return sorted([*ok["row"], *rest["row"]])
+    return sorted([*ok["row"], *rest["row"], *anonymous["row"]])
 
 
 def conform(table: pa.Table) -> pa.Table:

@@ -1,0 +1,80 @@
+"""records/reader.py: the one reader keeps one row per job for every consumer, including the
+on-disk state a crash during `resume` leaves (records.parquet plus leftover parts)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from lavabench.analysis.tables import per_model_summary, prepare
+from lavabench.cli import main
+from lavabench.records.history import add_run, read_history
+from lavabench.records.reader import read_all, read_columns, read_runs
+from lavabench.records.schema import Record
+from lavabench.records.store import PARTS_DIR, RECORDS_FILE, record_schema, records_to_table
+
+PICO = 10**9
+
+
+def _row(item: int, status: str) -> Record:
+    ok = status == "ok"
+    return Record(run_id="crashed", job_id=f"m/d/{item}/r0", endpoint="sim", model="m",
+                  model_id="id", dataset="d", item_id=str(item), prompt_sha256="h",
+                  status=status, ttft_s=0.1 if ok else None, e2e_s=0.2 if ok else None,
+                  cost_pico_usd=PICO if ok else None, grader="numeric" if ok else None,
+                  correct=ok or None, error_type=None if ok else "unavailable")  # fmt: skip
+
+
+def crashed_resume(run_dir: Path) -> Path:
+    """4 jobs in records.parquet (2 failed); the resume's part retried job 2 (ok now) and,
+    as a crash mid-finalize leaves it, repeats job 0; job 3 failed again."""
+    run_dir.mkdir(parents=True)
+    schema = record_schema()
+    first = [_row(0, "ok"), _row(1, "ok"), _row(2, "error"), _row(3, "error")]
+    pq.write_table(records_to_table(first, schema), run_dir / RECORDS_FILE)
+    (run_dir / PARTS_DIR).mkdir()
+    resumed = [_row(2, "ok"), _row(0, "ok"), _row(3, "error")]
+    pq.write_table(records_to_table(resumed, schema), run_dir / PARTS_DIR / "part-000001.parquet")
+    info = {"run_id": "crashed", "simulated": True, "started_at": "2026-12-01T00:00:00+00:00",
+            "dataset": {"name": "d", "sha256": "abc"}, "models": ["m"],
+            "prices": {"m": {"input_usd_per_mtok": "1", "output_usd_per_mtok": "1"}}}  # fmt: skip
+    (run_dir / "run.json").write_text(json.dumps(info))
+    return run_dir
+
+
+def test_every_reader_keeps_one_row_per_job(tmp_path: Path) -> None:
+    run = crashed_resume(tmp_path / "crashed")
+    for table in (read_columns(run), read_all(run), read_columns(run, ["model", "correct"])):
+        assert table.num_rows == 4
+    status = dict(
+        zip(*read_all(run).select(["job_id", "status"]).to_pydict().values(), strict=True)
+    )
+    assert status == {"m/d/0/r0": "ok", "m/d/1/r0": "ok", "m/d/2/r0": "ok", "m/d/3/r0": "error"}
+    runs = read_runs([run])
+    assert len(runs.rows) == 4 and len(prepare(runs.rows)) == 4
+    summary = per_model_summary(read_columns(run)).iloc[0]
+    assert (summary["n"], summary["errors"], summary["accuracy"]) == (4, 1, 0.75)
+    add_run(run, tmp_path / "history")
+    assert len(read_history(tmp_path / "history")) == 4
+
+
+def test_summary_and_pick_count_each_item_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = crashed_resume(tmp_path / "crashed")
+    assert main(["summary", str(run)]) == 0
+    out = capsys.readouterr().out
+    cells = next(c for ln in out.splitlines() if (c := ln.strip("│ ").split("│"))[0].strip() == "m")
+    assert [c.strip() for c in cells[1:3]] == ["4", "1"]  # n, errors
+    main(["pick", str(run), "--min-quality", "0.1"])
+    assert "accuracy 0.750" in capsys.readouterr().out
+
+
+def test_unknown_columns_are_skipped_and_missing_ones_are_null(tmp_path: Path) -> None:
+    run = crashed_resume(tmp_path / "crashed")
+    table = read_columns(run, ["model", "no_such_column_yet", "judge_model"])
+    assert table.column_names == ["model", "judge_model"]
+    assert table["judge_model"].null_count == 4
