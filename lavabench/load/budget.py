@@ -1,8 +1,8 @@
 """Spending: cost bounds of a plan before it runs, and a guard that keeps a run in budget.
 
-Prompt tokens are estimated with the heuristic the simulator also uses: 4 per message plus
-one per 4 UTF-8 bytes of content (within ~25% of real tokenizers on English text; no
-tokenizer download needed offline). Bounds per request:
+Prompt tokens are estimated with the heuristic the simulator also uses
+(`datasets.prompt.estimate_prompt_tokens`: 4 per message plus one per 4 UTF-8 bytes).
+Bounds per request:
     lower = prompt tokens x the cheapest prompt price (cached-input if set), no output
     upper = prompt tokens x input price + max_tokens x output price
 The guard reserves each request's upper bound before it is sent and settles it with the
@@ -12,26 +12,19 @@ real cost when it ends, so actual spend never passes the budget while the estima
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lavabench.catalog import Model, cost_pico_usd
+from lavabench.datasets.prompt import estimate_prompt_tokens  # noqa: F401  (re-exported)
 from lavabench.records.schema import Record
 from lavabench.runner.plan import Job
 
 
-def estimate_prompt_tokens(messages: Iterable[tuple[str, str]]) -> int:
-    """(role, content) pairs -> estimated prompt tokens (see the module docstring)."""
-    return sum(4 + math.ceil(len(content.encode("utf-8")) / 4) for _role, content in messages)
-
-
 def job_prompt_tokens(job: Job) -> int:
-    """The job's messages plus its tools (Fireworks bills tools as prompt tokens)."""
-    tools = job.prompt.tools_json
-    extra = [("tools", tools)] if tools else []
-    return estimate_prompt_tokens([*((m.role, m.content) for m in job.prompt.messages), *extra])
+    """The job's messages plus its tools (Prompt.estimated_tokens)."""
+    return job.prompt.estimated_tokens()
 
 
 def cost_bounds_pico(model: Model, prompt_tokens: int, max_tokens: int) -> tuple[int, int]:
@@ -98,15 +91,17 @@ def request_upper_pico(job: Job, max_tokens: int) -> int:
 
 
 def settled_cost_pico(record: Record, held_pico: int) -> int:
-    """What a finished request counts against a budget: its exact cost; for a stream cut
-    after a 200 (which may still be billed) the worst case held for it; plus the judge's."""
-    if record.cost_pico_usd is not None:
+    """What a finished request counts against a budget: its cost (exact, or the labelled
+    estimate of a response without usage); for a stream cut after a 200 (which may still be
+    billed for more than we saw) the worst case held for it; plus the judge's, plus the
+    billed failed attempts' (`retry_cost_pico_usd`)."""
+    if record.status != "ok" and record.http_status == 200:
+        cost = max(held_pico, record.cost_pico_usd or 0)
+    elif record.cost_pico_usd is not None:
         cost = record.cost_pico_usd
-    elif record.http_status == 200:
-        cost = held_pico
     else:
-        cost = 0
-    return cost + (record.judge_cost_pico_usd or 0)
+        cost = 0  # an HTTP error: nothing was generated
+    return cost + (record.retry_cost_pico_usd or 0) + (record.judge_cost_pico_usd or 0)
 
 
 class AllBudgets:

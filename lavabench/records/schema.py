@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _col(arrow: str, doc: str, default: Any = None) -> Any:
@@ -90,6 +90,9 @@ class Record:
         "int64", "… when the first reasoning or answer token arrived (bytes read, before parsing)."
     )
     last_token_ns: int | None = _col("int64", "… when the last reasoning or answer token arrived.")
+    done_ns: int | None = _col(
+        "int64", "… when the final attempt's `[DONE]` (or whole non-streamed body) arrived."
+    )
     end_ns: int = _col("int64", "… when the final attempt ended (stream closed or failed).", 0)
     token_offsets_ns: list[int] = _list_col(
         "list<int64>",
@@ -105,7 +108,17 @@ class Record:
         "float64", "Time to first reasoning token; null if none."
     )
     first_answer_s: float | None = _col("float64", "Time to first answer (`content`) token.")
-    e2e_s: float | None = _col("float64", "Send to end of stream (successful attempts only).")
+    e2e_s: float | None = _col(
+        "float64",
+        "Send to `[DONE]` (a non-streamed response: to its whole body); successful attempts "
+        "only. Before schema 4 it ran to connection close (see `e2e_close_s`).",
+    )
+    e2e_close_s: float | None = _col(
+        "float64",
+        "Send to connection close (the end of the HTTP body after `[DONE]`); successful "
+        "attempts only. Normally a hair after `e2e_s`; a large gap is a server holding the "
+        "stream open.",
+    )
     itl_mean_s: float | None = _col("float64", "Mean gap between successive token chunks.")
     itl_p50_s: float | None = _col("float64", "Median gap between successive token chunks.")
     itl_p99_s: float | None = _col("float64", "99th percentile gap between token chunks.")
@@ -149,9 +162,23 @@ class Record:
         "Time the request waited for a rate-cap token (`runner.rate`) before its first attempt.",
     )
 
-    # --- usage and cost (from the server's `usage`) ------------------------------------
-    prompt_tokens: int | None = _col("int32", "usage.prompt_tokens (includes cached tokens).")
-    completion_tokens: int | None = _col("int32", "usage.completion_tokens (includes reasoning).")
+    # --- usage and cost (from the server's `usage`, else a labelled estimate) -----------
+    usage_source: str = _col(
+        "string",
+        "Where prompt_tokens / completion_tokens came from: `server` (the response's "
+        "`usage`); `estimate` (no usage in the response: prompt tokens by the budget's "
+        "heuristic, 4 per message + 1 per 4 UTF-8 bytes of content, and completion tokens = "
+        "content_chunks + reasoning_chunks counted by the client, exact for one token per "
+        "chunk, low when the server packs several); `unknown` (nothing to estimate from: "
+        "the attempt failed before any token, or an HTTP error).",
+        "unknown",
+    )
+    prompt_tokens: int | None = _col(
+        "int32", "usage.prompt_tokens (includes cached tokens); an estimate per usage_source."
+    )
+    completion_tokens: int | None = _col(
+        "int32", "usage.completion_tokens (includes reasoning); an estimate per usage_source."
+    )
     cached_tokens: int | None = _col("int32", "usage.prompt_tokens_details.cached_tokens.")
     reasoning_tokens: int | None = _col(
         "int32",
@@ -159,10 +186,37 @@ class Record:
         "counted by the client (Fireworks streams one token per chunk); null for none.",
     )
     cost_pico_usd: int | None = _col(
-        "int64", "Exact cost in 1e-12 USD from usage x the catalog prices recorded in metadata."
+        "int64",
+        "The final attempt's cost in 1e-12 USD: tokens x the catalog prices recorded in "
+        "metadata (cached prompt tokens at the cached price). What it rests on: cost_source. "
+        "Null only when unknown, never 0 for unknown.",
     )
     cost_usd: float | None = _col(
         "float64", "cost_pico_usd / 1e12, for display; sum the pico column."
+    )
+    cost_source: str = _col(
+        "string",
+        "`server_usage` (exact, from the response's usage); `estimate` (list price x the "
+        "estimated tokens, see usage_source); `cached` (a reused answer: the cost the model "
+        "charged when the answer was first recorded, so cost per item does not depend on "
+        "which answers were cached; not spent by this run); `unknown` (cost_pico_usd null).",
+        "unknown",
+    )
+    retry_cost_pico_usd: int | None = _col(
+        "int64",
+        "Cost of the failed earlier attempts that were or may have been billed (HTTP 200 and "
+        "then cut: priced from their usage if any, else estimated as for usage_source), kept "
+        "apart from cost_pico_usd so timings and cost stay the final attempt's. 0 when no "
+        "earlier attempt can have been billed; null for cached rows. Counts against budgets.",
+    )
+    retry_lava_request_ids: list[str] = _list_col(
+        "list<string>",
+        "`x-lava-request-id` of each failed earlier attempt counted in retry_cost_pico_usd "
+        "(for `reconcile`: Lava bills those requests too).",
+    )
+    truncated: bool | None = _col(
+        "bool",
+        "The answer was cut at max_tokens (finish_reason `length`); null with no finish reason.",
     )
 
     # --- what the server said about itself ---------------------------------------------
@@ -222,7 +276,8 @@ class Record:
     response_cached: bool = _col(
         "bool",
         "The answer came from the response cache (`cache.enabled`), not a new request: its "
-        "timings and cost are not a measurement and are excluded from latency and cost.",
+        "timings are not a measurement (excluded from latency); its cost_pico_usd is the "
+        "answer's original cost (cost_source `cached`), not spend of this run.",
         False,
     )
 
@@ -311,6 +366,11 @@ def records_markdown() -> str:
         "- 4: `tool_calls` (the calls a model made, arguments verbatim), `format_ok` (the",
         "  grader's format check: false = unparsed); `content_chunks` and the first-token",
         "  timings count `delta.tool_calls` fragments as answer chunks.",
+        "- 5: provenance. `usage_source`, `cost_source` (an estimate or a cached answer's",
+        "  original cost is labelled, never a silent null or 0), `truncated`,",
+        "  `retry_cost_pico_usd` and `retry_lava_request_ids` (billed failed attempts),",
+        "  `done_ns`; `e2e_s` now ends at `[DONE]`, `e2e_close_s` at connection close.",
+        "  Older rows read back with these null.",
         "",
     ]
     return "\n".join(lines)

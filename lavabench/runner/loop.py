@@ -23,7 +23,13 @@ from lavabench.errors import FATAL_KINDS, GatewayError
 from lavabench.records.schema import Record
 from lavabench.redaction import redact_text
 from lavabench.runner.gate import Gate
-from lavabench.runner.measure import DispatchTimes, build_record, cache_entry, record_from_cache
+from lavabench.runner.measure import (
+    DispatchTimes,
+    attempt_usage,
+    build_record,
+    cache_entry,
+    record_from_cache,
+)
 from lavabench.runner.plan import Job
 from lavabench.runner.retry import RetryPolicy, decide
 from lavabench.wire.client import Attempt, WireRequest
@@ -331,6 +337,7 @@ class Runner:
         retry_reasons: list[str] = []
         retry_waits_s: list[float] = []
         failed_attempts_s: list[float] = []
+        retry_cost_pico, retry_lava_ids = 0, []
         first_send_ns: int | None = None
         attempt_no = 0
         while True:
@@ -348,6 +355,11 @@ class Runner:
                 if decision.action == "stop_run":
                     self.outcome.fatal = self.outcome.fatal or error
                 break
+            billed = attempt_usage(job, attempt).cost_pico  # a cut 200 may have been billed
+            if billed is not None:
+                retry_cost_pico += billed
+                if attempt.lava_request_id:
+                    retry_lava_ids.append(attempt.lava_request_id)
             retry_reasons.append(f"{error.kind}:{attempt.http_status or '-'}")
             failed_attempts_s.append((attempt.end_ns - attempt.send_ns) / 1e9)
             retry_waits_s.append(decision.delay_s)
@@ -369,6 +381,8 @@ class Runner:
             failed_attempts_s=failed_attempts_s,
             keep_text=self._s.keep_text,
             dispatch=dispatch,
+            retry_cost_pico=retry_cost_pico,
+            retry_lava_ids=retry_lava_ids,
         )
         if record.error_message and self._s.secrets:
             record.error_message = redact_text(record.error_message, self._s.secrets)
@@ -376,7 +390,7 @@ class Runner:
             if self._grade is not None:
                 await self._grade(job, record, attempt.result.answer_text)
             if self._cache is not None:
-                self._cache.put(request, cache_entry(attempt.result))
+                self._cache.put(request, cache_entry(attempt.result, record))
         if self._budget is not None:
             self._budget.settle(job, record)
         self._finish(job, record, error)

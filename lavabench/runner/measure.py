@@ -91,6 +91,8 @@ def build_record(
     failed_attempts_s: list[float],
     keep_text: bool,
     dispatch: DispatchTimes | None = None,
+    retry_cost_pico: int = 0,
+    retry_lava_ids: list[str] | None = None,
 ) -> Record:
     """Everything but the grade, which the runner adds once the answer text is known."""
     rec = Record(
@@ -108,6 +110,8 @@ def build_record(
         end_ns=attempt.end_ns - origin_ns,
         headers_ns=None if attempt.headers_ns is None else attempt.headers_ns - origin_ns,
         lava_request_id=attempt.lava_request_id,
+        retry_cost_pico_usd=retry_cost_pico,
+        retry_lava_request_ids=list(retry_lava_ids or ()),
     )
     if dispatch is not None:
         rec.intended_send_ns = dispatch.intended_ns - origin_ns
@@ -126,6 +130,7 @@ def build_record(
     send = attempt.send_ns
     rec.response_id = result.response_id
     rec.finish_reason = result.finish_reason
+    rec.truncated = _truncated(result.finish_reason)
     rec.content_chunks = result.content_chunks
     rec.reasoning_chunks = result.reasoning_chunks
     rec.tool_calls = result.tool_calls_json()
@@ -147,13 +152,17 @@ def build_record(
         rec.itl_p50_s = percentile_sorted(gaps, 0.50) / NS_PER_S
         rec.itl_p99_s = percentile_sorted(gaps, 0.99) / NS_PER_S
         rec.itl_max_s = gaps[-1] / NS_PER_S
+    if result.done_ns is not None:
+        rec.done_ns = result.done_ns - origin_ns
     if attempt.ok:
-        rec.e2e_s = (attempt.end_ns - send) / NS_PER_S
-    _apply_usage(rec, job, result.usage)
+        # the answer is complete at [DONE]; the close after it is the server's, not the model's
+        rec.e2e_s = ((result.done_ns or attempt.end_ns) - send) / NS_PER_S
+        rec.e2e_close_s = (attempt.end_ns - send) / NS_PER_S
+    _apply_usage(rec, attempt_usage(job, attempt))
     if rec.completion_tokens and len(times) >= 2 and times[-1] > times[0]:
         rec.output_tokens_per_s = (rec.completion_tokens - 1) / ((times[-1] - times[0]) / NS_PER_S)
     chunks = rec.content_chunks + rec.reasoning_chunks
-    if rec.completion_tokens and chunks:
+    if rec.usage_source == "server" and rec.completion_tokens and chunks:
         rec.tokens_per_chunk = rec.completion_tokens / chunks
     _apply_server_timings(rec, result.perf_metrics, attempt.server_headers)
     if rec.ttft_s is not None and rec.server_ttft_s is not None:
@@ -161,32 +170,70 @@ def build_record(
     return rec
 
 
-def _apply_usage(rec: Record, job: Job, usage: dict[str, Any] | None) -> None:
-    if not usage:
-        return
-    prompt = _int(usage.get("prompt_tokens"))
-    completion = _int(usage.get("completion_tokens"))
-    details = usage.get("prompt_tokens_details") or {}
-    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
-    completion_details = usage.get("completion_tokens_details") or {}
-    reported_reasoning = (
-        _int(completion_details.get("reasoning_tokens"))
-        if isinstance(completion_details, dict)
-        else None
-    )
-    rec.prompt_tokens, rec.completion_tokens, rec.cached_tokens = prompt, completion, cached
-    if reported_reasoning is not None:
-        rec.reasoning_tokens = reported_reasoning
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One attempt's tokens and cost with their provenance (Record.usage_source)."""
+
+    source: str  # server | estimate | unknown
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    reported_reasoning: int | None = None
+    cost_pico: int | None = None
+
+
+def read_usage(job: Job, usage: dict[str, Any] | None, *, chunks: int | None) -> Usage:
+    """The server's usage when it has both counts; else, when the response started
+    (`chunks` not None), an estimate: the prompt by `Prompt.estimated_tokens`, completion =
+    chunks counted, priced at list price; else unknown. Never a silent 0."""
+    prompt = completion = cached = reasoning = None
+    if usage:
+        prompt = _int(usage.get("prompt_tokens"))
+        completion = _int(usage.get("completion_tokens"))
+        details = usage.get("prompt_tokens_details") or {}
+        cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+        more = usage.get("completion_tokens_details") or {}
+        reasoning = _int(more.get("reasoning_tokens")) if isinstance(more, dict) else None
+    if prompt is not None and completion is not None:
+        source = "server"
+    elif chunks is not None:
+        source = "estimate"
+        prompt = job.prompt.estimated_tokens() if prompt is None else prompt
+        completion = chunks if completion is None else completion
+    else:
+        return Usage("unknown", prompt, completion, cached, reasoning)
+    cost = cost_pico_usd(
+        job.model.price, prompt_tokens=prompt, completion_tokens=completion,
+        cached_tokens=cached or 0,
+    )  # fmt: skip
+    return Usage(source, prompt, completion, cached, reasoning, cost)
+
+
+def attempt_usage(job: Job, attempt: Attempt) -> Usage:
+    """An attempt's usage; estimable once a 200 response started (it may have been billed)."""
+    result = attempt.result
+    if result is None or attempt.http_status != 200:
+        return Usage("unknown")
+    return read_usage(job, result.usage, chunks=result.content_chunks + result.reasoning_chunks)
+
+
+def _apply_usage(rec: Record, u: Usage) -> None:
+    rec.usage_source = u.source
+    rec.prompt_tokens, rec.completion_tokens, rec.cached_tokens = (
+        u.prompt_tokens, u.completion_tokens, u.cached_tokens
+    )  # fmt: skip
+    if u.reported_reasoning is not None:
+        rec.reasoning_tokens = u.reported_reasoning
     elif rec.reasoning_chunks:
         rec.reasoning_tokens = rec.reasoning_chunks
-    if prompt is not None and completion is not None:
-        rec.cost_pico_usd = cost_pico_usd(
-            job.model.price,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cached_tokens=cached or 0,
-        )
-        rec.cost_usd = rec.cost_pico_usd / 1e12
+    if u.cost_pico is not None:
+        rec.cost_pico_usd = u.cost_pico
+        rec.cost_usd = u.cost_pico / 1e12
+        rec.cost_source = "server_usage" if u.source == "server" else "estimate"
+
+
+def _truncated(finish_reason: str | None) -> bool | None:
+    return None if finish_reason is None else finish_reason == "length"
 
 
 def _apply_server_timings(
@@ -205,10 +252,12 @@ def _apply_server_timings(
         rec.server_timing_source = "header"
 
 
-def cache_entry(result: StreamResult) -> dict[str, Any]:
+def cache_entry(result: StreamResult, record: Record) -> dict[str, Any]:
     """What the response cache keeps of a successful answer (no timings: they were not
-    measured when the answer is reused)."""
+    measured when the answer is reused), with the cost it had when first recorded."""
     return {
+        "cost_pico_usd": record.cost_pico_usd,
+        "usage_source": record.usage_source,
         "answer_text": result.answer_text,
         "usage": result.usage,
         "finish_reason": result.finish_reason,
@@ -229,7 +278,10 @@ def record_from_cache(
     stream: bool,
     keep_text: bool,
 ) -> Record:
-    """A row for a reused answer: marked, tokens kept, no timings and no cost (none spent)."""
+    """A row for a reused answer: marked, tokens kept, no timings; its cost is the one the
+    model charged when the answer was first recorded (cost_source `cached`), so a model's
+    cost per item does not depend on which of its answers happened to be cached. Entries
+    from before schema 4 carry no cost: it is priced again from their usage."""
     rec = Record(
         **_identity(job, run_id=run_id, endpoint=endpoint, max_tokens=max_tokens, stream=stream),
         status="ok",
@@ -242,6 +294,14 @@ def record_from_cache(
         response_text=entry.get("answer_text") if keep_text else None,
         tool_calls=entry.get("tool_calls"),
     )
-    _apply_usage(rec, job, entry.get("usage"))
-    rec.cost_pico_usd = rec.cost_usd = None
+    rec.truncated = _truncated(rec.finish_reason)
+    usage = read_usage(job, entry.get("usage"), chunks=rec.content_chunks + rec.reasoning_chunks)
+    _apply_usage(rec, usage)
+    if isinstance(entry.get("usage_source"), str):
+        rec.usage_source = entry["usage_source"]
+    original = entry.get("cost_pico_usd")
+    cost = original if isinstance(original, int) else usage.cost_pico
+    rec.cost_pico_usd, rec.cost_usd = cost, None if cost is None else cost / 1e12
+    rec.cost_source = "cached" if cost is not None else "unknown"
+    rec.retry_cost_pico_usd = None
     return rec

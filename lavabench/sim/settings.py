@@ -20,7 +20,11 @@ from typing import Any
 from lavabench.sim.billing import BillingSettings, billing_settings_from_mapping
 from lavabench.sim.faults import FaultSettings, fault_settings_from_mapping
 
-USAGE_STYLES = ("finish_chunk", "include_usage_only")
+USAGE_STYLES = (
+    "finish_chunk",
+    "include_usage_only",
+    "none",
+)  # none: llama.cpp, a stripping gateway
 REASONING_STYLES = ("none", "field", "think_tags")
 
 

@@ -173,7 +173,7 @@ def stream_events(c: Completion) -> tuple[bytes, list[bytes], bytes]:
     if c.perf_metrics:
         finish += b',"perf_metrics":' + orjson.dumps(perf_metrics(c))
     closing = finish + b"}\n\n"
-    if c.include_usage:
+    if c.include_usage and c.model.profile.usage_style != "none":
         closing += ident + b',"choices":[],"usage":' + usage + b"}\n\n"
     return prefix + _ROLE_TAIL, events, closing + DONE_EVENT
 
@@ -190,8 +190,9 @@ def completion_body(c: Completion) -> bytes:
         "created": c.created,
         "model": c.model.wire_id,
         "choices": [{"index": 0, "message": message, "finish_reason": c.finish_reason}],
-        "usage": orjson.Fragment(usage_json(c)),
     }
+    if c.model.profile.usage_style != "none":
+        body["usage"] = orjson.Fragment(usage_json(c))
     if c.perf_metrics:
         body["perf_metrics"] = perf_metrics(c)
     return orjson.dumps(body)

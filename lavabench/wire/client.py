@@ -345,6 +345,7 @@ async def _consume(
             )
     else:
         attempt.result, problem = parse_completion(await response.read())
+        attempt.result.done_ns = time.perf_counter_ns()
         if problem:
             attempt.error = StreamBroken(problem, http_status=200)
 

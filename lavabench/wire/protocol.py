@@ -211,6 +211,7 @@ class StreamResult:
     usage: dict[str, Any] | None = None
     perf_metrics: dict[str, Any] | None = None
     done: bool = False
+    done_ns: int | None = None  # when `[DONE]` arrived: the end of the answer (e2e_s)
     error: str | None = None
     # tool calls by stream index: {"id", "name", "arguments"} (arguments: the raw JSON text)
     tool_calls: dict[int, dict[str, str]] = field(default_factory=dict)
@@ -256,6 +257,7 @@ class ChatStreamAccumulator:
             return  # data after [DONE] is ignored, as the reference SDKs do
         if data[:1] != b"{" and data[:1] != "{" and data.strip() in (b"[DONE]", "[DONE]"):
             result.done = True
+            result.done_ns = t_ns
             return
         try:
             obj = orjson.loads(data)

@@ -207,3 +207,34 @@ def test_blocking_graders_run_off_the_event_loop() -> None:
     assert elapsed < 0.55, elapsed  # two 0.3 s grades overlapped
     assert worst_gap < 0.15, worst_gap  # the loop was never blocked by a grade
     assert all(r.correct for r in records)
+
+
+class DictCache:
+    def __init__(self) -> None:
+        self.entries: dict[bytes, dict] = {}
+
+    def get(self, request: WireRequest) -> dict | None:
+        return self.entries.get(request.url.encode())
+
+    def put(self, request: WireRequest, entry: dict) -> None:
+        self.entries[request.url.encode()] = entry
+
+
+def test_a_cached_answer_carries_its_original_cost_marked_cached() -> None:
+    # Before: a reused answer was priced at null (read as $0), so "cheapest" depended on
+    # which answers happened to be in the cache.
+    cache = DictCache()
+    settings = RunSettings(run_id="r", endpoint="sim", concurrency=1, max_tokens=16,
+                           stream=True, keep_text=True, retry=RetryPolicy())  # fmt: skip
+    rows = []
+    for _ in range(2):
+        sink = ListSink()
+        runner = Runner(settings, client=ScriptedClient({}), sink=sink, rate=NoCap(),
+                        make_request=lambda j: WireRequest(j.job_id, {}, b"", True),
+                        cache=cache)  # fmt: skip
+        asyncio.run(runner.run(plan_jobs(MODELS[:1], PROMPTS[:1])))
+        rows += sink.rows
+    first, reused = rows
+    assert (first.cost_source, reused.cost_source) == ("server_usage", "cached")
+    assert reused.response_cached and reused.cost_pico_usd == first.cost_pico_usd > 0
+    assert reused.retry_cost_pico_usd is None and reused.usage_source == "server"
