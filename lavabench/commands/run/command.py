@@ -15,9 +15,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from lavabench.commands.run.execute import endpoint_for_run, run_in_workers, run_loop
+from lavabench.commands.run.fingerprint import run_fingerprint
 from lavabench.commands.run.info import final_info, print_end, run_metadata, run_status
 from lavabench.commands.run.limits import limiter_for_run
 from lavabench.commands.run.setup import budget_guard, prepare, print_plan, resume_jobs
+from lavabench.config import plain
 from lavabench.errors import StoreError
 from lavabench.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_STOPPED
 from lavabench.records.history import add_run
@@ -33,8 +35,9 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
     p = prepare(cfg)
     run_id = run_id_for(run_dir)
     previous: dict[str, Any] | None = None
+    fingerprint = run_fingerprint(p, plain(cfg.sim))
     if p.conf.resume:
-        previous, p.jobs = resume_jobs(run_dir, p)
+        previous, p.jobs = resume_jobs(run_dir, p, fingerprint)
     if p.conf.runner.dry_run:
         print_plan(p, run_id)
         return 0
@@ -48,6 +51,7 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
             p.judge.bind(endpoint, run_id, p.conf.runner.retry)
         redact_logs(secrets)
         metadata = run_metadata(p, cfg, run_id, endpoint, secrets, previous)
+        metadata["fingerprint"] = fingerprint
         metadata["limits"] = {
             "run_rate_per_s": p.conf.runner.rate if p.conf.runner.arrival == "closed" else None,
             "run_budget_usd": p.conf.runner.budget_usd,

@@ -114,12 +114,19 @@ def plan_run(conf: LavabenchConf, models: list[Model], prompts: list[Prompt]) ->
     return plan_jobs(models, prompts, repeats=repeats)[:total]
 
 
-def resume_jobs(run_dir: Path, p: Prepared) -> tuple[dict[str, Any], list[Job]]:
-    """Keep the items that already have an ok row; plan only the rest."""
+def resume_jobs(
+    run_dir: Path, p: Prepared, fingerprint: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[Job]]:
+    """Keep the items that already have an ok row; plan only the rest. A run whose rows
+    were asked differently (fingerprint.py) is refused before anything is sent."""
+    from lavabench.commands.run.fingerprint import check_resume
+
     try:
         previous = read_run_json(run_dir)
     except StoreError:
         previous = {}  # killed before run.json was written: nothing to keep (cli checked the dir)
+    if fingerprint is not None:
+        check_resume(previous, fingerprint, str(p.conf.resume))
     previous_sha = (previous.get("dataset") or {}).get("sha256")
     if previous_sha and previous_sha != dataset_sha256(p.spec.path):
         raise ConfigError(

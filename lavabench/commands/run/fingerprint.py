@@ -1,0 +1,90 @@
+"""What defines a run's rows, as a fingerprint in run.json, so `resume=` cannot merge two runs.
+
+A resumed run keeps the rows it has and sends the rest; that is only one run if every row was
+asked the same way. The fingerprint holds each thing that changes what a row means: where the
+requests go, which model ids, which prompts (dataset file and every rendered prompt), the
+request's knobs (max_tokens, stream, params, seed) and how answers are graded. Large values
+are hashed; small ones are kept as they are so that a refusal can say what changed.
+
+Not in it, on purpose: concurrency, rate, load shape, timeouts, retries, budget, workers and
+repeats: they change how fast or how many rows are made, not what a row is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from lavabench.config import plain
+from lavabench.datasets.spec import dataset_sha256
+from lavabench.errors import ConfigError
+
+if TYPE_CHECKING:  # setup imports this module to check a resume
+    from lavabench.commands.run.setup import Prepared
+
+# simulator settings that do not change what it answers
+_SIM_VOLATILE = ("log_path", "workers")
+
+
+def _sha(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _target(conf: Any) -> str:
+    """Where the requests go: the gateway and the provider URL behind it, or the base URL.
+    A simulator started for the run has a new port each time, so its URL is not compared
+    (its settings are, under `sim_settings`)."""
+    e = conf.endpoint
+    if e.kind == "sim" and not e.base_url:
+        return "simulator started by the run"
+    if e.route == "forward":
+        return f"{e.base_url} -> {e.target_url}"
+    return str(e.base_url)
+
+
+def run_fingerprint(p: Prepared, sim_settings: Any = None) -> dict[str, Any]:
+    """The fingerprint of a prepared run (see the module docstring)."""
+    conf = p.conf
+    r = conf.runner
+    models = sorted((m.name, m.id) for m in p.catalog.select(conf.model))
+    prompts = [(q.dataset, q.item_id, q.prompt_sha256) for q in p.prompts]
+    fingerprint: dict[str, Any] = {
+        "endpoint_kind": conf.endpoint.kind,
+        "endpoint_target": _target(conf),
+        "model_ids": dict(models),
+        "dataset_sha256": dataset_sha256(p.spec.path),
+        "prompts_sha256": _sha(prompts),
+        "max_tokens": r.max_tokens,
+        "stream": r.stream,
+        "params": dict(r.params) if isinstance(r.params, dict) else plain(r.params),
+        "seed": r.seed,
+        "grader": p.spec.grader,
+        "grader_options_sha256": _sha(dict(p.spec.grader_options)),
+    }
+    if conf.endpoint.kind == "sim" and sim_settings is not None:
+        kept = {k: v for k, v in dict(sim_settings).items() if k not in _SIM_VOLATILE}
+        fingerprint["sim_settings_sha256"] = _sha(kept)
+    return fingerprint
+
+
+def check_resume(previous: dict[str, Any], current: dict[str, Any], run_id: str) -> None:
+    """Refuse to resume a run whose rows were asked differently (ConfigError: exit 2)."""
+    before = previous.get("fingerprint")
+    if not isinstance(before, dict):
+        return  # a run.json from before fingerprints: the dataset check is all there is
+    keys = sorted(k for k in {*before, *current} if before.get(k) != current.get(k))
+    if not keys:
+        return
+    lines = [f"  {k}: was {_short(before.get(k))}, now {_short(current.get(k))}" for k in keys]
+    raise ConfigError(
+        f"resume={run_id}: this run is not the one being resumed; "
+        f"{', '.join(keys)} changed:\n" + "\n".join(lines) + "\nResume with the same "
+        "settings, or start a new run (no resume=). Nothing was sent."
+    )
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
