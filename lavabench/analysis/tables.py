@@ -118,6 +118,9 @@ def prepare(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     for c in ("itl_p50_s", "output_tokens_per_s", "prompt_tokens", "completion_tokens"):
         out[c] = df[c].astype("float64")
     out["error_type"] = df["error_type"]
+    # the grader's format check (tool calls, json): null = no format rule, kept as unknown
+    out["_format_checked"] = df["format_ok"].notna().to_numpy() if "format_ok" in df else False
+    out["_unparsed"] = (df["format_ok"] == False).to_numpy() if "format_ok" in df else False  # noqa: E712
     return out
 
 
@@ -255,6 +258,14 @@ def reliability_table(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataF
     ).reset_index()
     out["error_rate"] = out["errors"] / out["requests"]
     out["retry_rate"] = out["retried"] / out["requests"]
+    # unparsed: answers not in the grader's format (tool-call arguments not JSON...), a
+    # format failure apart from wrong answers; NaN (unknown, not 0) when no grader checks it
+    checked = grouped["_format_checked"].sum().to_numpy() if "_format_checked" in df else 0
+    unparsed = grouped["_unparsed"].sum().to_numpy() if "_unparsed" in df else 0
+    out["unparsed"] = unparsed
+    out["unparsed_rate"] = np.where(
+        np.asarray(checked) > 0, unparsed / np.maximum(checked, 1), np.nan
+    )
     kinds = df[df["_error"]].groupby([*by, "error_type"], observed=True).size()
     top = kinds.sort_values(ascending=False).reset_index().drop_duplicates(by)
     top = top.rename(columns={"error_type": "top_error"})[[*by, "top_error"]]

@@ -189,7 +189,8 @@ def load_bfcl(
         item_id, messages, tools, reference = item
         if system_prompt:
             messages.insert(0, Message("system", system_prompt))
-        # no functions (a few live_irrelevance items): no `tools` at all, as `[]` is rejected
+        # no functions (4 live_irrelevance items): no `tools` at all (OpenAI rejects `[]`;
+        # Fireworks does not document it)
         tools_json = json.dumps(tools, ensure_ascii=False, separators=(",", ":")) if tools else None
         prompts.append(
             Prompt(

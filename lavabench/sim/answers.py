@@ -30,6 +30,7 @@ from pathlib import Path
 import orjson
 
 from lavabench.sim.determinism import unit
+from lavabench.sim.tools import is_bfcl_file
 
 SKILL_SCALE = 0.08
 _CACHE_LIMIT = 4096
@@ -162,6 +163,8 @@ def _read_key(path: Path, seed: int) -> list[Item]:
 
 
 def _read_key_file(path: Path, seed: int, label: str) -> list[Item]:
+    if is_bfcl_file(path) or path.parent.name == "possible_answer":
+        return []  # BFCL's tool-call items: sim/tools.py ToolKey reads them
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -33,6 +33,7 @@ from lavabench.sim.replies import (
     reasoning_tokens,
 )
 from lavabench.sim.settings import ModelProfile, SimSettings
+from lavabench.sim.tools import NO_CALL_TEXT, ToolKey, ToolPiece, plan_calls, tool_pieces
 from lavabench.sim.validation import CACHE_BLOCK_TOKENS, ChatRequest
 
 
@@ -66,6 +67,9 @@ class Completion:
     correct: bool | None
     item_id: str | None
     chunk_sizes: tuple[int, ...] = ()  # tokens per streamed chunk; () = one token each
+    # tool calls (sim/tools.py): one piece per token, aligned with the *last* tokens
+    tool_pieces: tuple[ToolPiece, ...] = ()
+    tool_outcome: str | None = None
 
     @property
     def completion_tokens(self) -> int:
@@ -100,34 +104,48 @@ def model_table(settings: SimSettings, catalog: Mapping[str, Mapping[str, Any]])
 class Planner:
     """Turns a valid request for a known model into a Completion."""
 
-    def __init__(self, settings: SimSettings, key: AnswerKey | None) -> None:
+    def __init__(
+        self, settings: SimSettings, key: AnswerKey | None, tools: ToolKey | None = None
+    ) -> None:
         self._settings = settings
         self._seed = settings.seed
         self._key = key
+        self._tools = tools
 
     def plan(
         self, req: ChatRequest, entry: ModelEntry, body: bytes, completion_id: str, now: int
     ) -> Completion:
         """The full plan; `body` feeds the timing hash, `now` is the `created` stamp."""
         seed, profile = self._seed, entry.profile
-        item = self._key.find(req.last_user_text) if self._key is not None else None
+        item = None
+        if self._key is not None and not req.tools:
+            item = self._key.find(req.last_user_text)
         correct: bool | None = None
-        if item is not None:
+        pieces: list[ToolPiece] = []
+        outcome, item_id = None, None
+        if req.tools:
+            pieces, correct, outcome, item_id = self._tool_answer(req, entry)
+            content = [] if pieces else NO_CALL_TEXT.split(" ")
+            content = [t if i == 0 else " " + t for i, t in enumerate(content)]
+        elif item is not None:
             skill = profile.skill_for(item.dataset)
             correct = is_correct(seed, entry.name, item, skill, req.request_seed)
             content = list(answer_tokens(seed, entry.name, item, correct))
         else:
             content = filler_tokens(seed, req.last_user_text, profile.default_output_tokens)
         tokens, reasoning_count = _with_reasoning(seed, entry, content)
-        finish_reason = "stop"
+        tokens += [p.arguments if p.name is None else p.name for p in pieces]
+        finish_reason = "tool_calls" if pieces else "stop"
         if len(tokens) > req.max_tokens:
+            keep = max(0, len(pieces) - (len(tokens) - req.max_tokens))
+            pieces = pieces[:keep]
             tokens = tokens[: req.max_tokens]
             finish_reason = "length"
         ttft_s, itl_s = self._timing(entry, body, len(tokens))
         reasoning_count = min(reasoning_count, len(tokens))
         per_chunk = self._settings.tokens_per_chunk or profile.tokens_per_chunk
         sizes: tuple[int, ...] = ()
-        if per_chunk > 1 and req.stream and tokens:
+        if per_chunk > 1 and req.stream and tokens and not pieces:
             split = reasoning_count if entry.reasoning_style == "field" else 0
             sizes = chunk_sizes(split, len(tokens), per_chunk)
             ttft_s, itl_s = chunk_timing(ttft_s, itl_s, sizes)
@@ -149,9 +167,28 @@ class Planner:
             include_usage=req.include_usage,
             perf_metrics=req.perf_metrics,
             correct=correct,
-            item_id=item.id if item is not None else None,
+            item_id=item.id if item is not None else item_id,
             chunk_sizes=sizes,
+            tool_pieces=tuple(pieces),
+            tool_outcome=outcome,
         )
+
+    def _tool_answer(
+        self, req: ChatRequest, entry: ModelEntry
+    ) -> tuple[list[ToolPiece], bool | None, str, str | None]:
+        """(pieces, correct, outcome, item id) of a request that offers tools."""
+        names = [t["function"]["name"] for t in req.tools]
+        item = self._tools.find(req.last_user_text, names) if self._tools is not None else None
+        profile = entry.profile
+        skill = profile.skill_for(item.label) if item is not None else profile.skill
+        draw = (entry.name, item.id if item is not None else req.last_user_text, req.request_seed)
+        plan = plan_calls(
+            item, req.tools, req.tool_choice, skill=skill,
+            malformed_share=profile.tool_malformed_share, draw=draw, seed=self._seed,
+        )  # fmt: skip
+        pieces = tool_pieces(self._seed, draw, plan.calls)
+        correct = None if item is None else plan.outcome == "right"
+        return pieces, correct, plan.outcome, item.id if item is not None else None
 
     def _timing(self, entry: ModelEntry, body: bytes, n_tokens: int) -> tuple[float, list[float]]:
         gaps = max(n_tokens - 1, 0)

@@ -61,6 +61,7 @@ def completion_record(
         "sent_ttft_s": None,  # set by the connection when the first token is written
         "finish_reason": c.finish_reason,
         "correct": c.correct,
+        "tool_outcome": c.tool_outcome,
         "item_id": c.item_id,
     }
 

@@ -49,6 +49,7 @@ from lavabench.sim.gateway import (
     parse_query,
 )
 from lavabench.sim.settings import SimSettings
+from lavabench.sim.tools import ToolKey
 from lavabench.sim.validation import InvalidRequest, parse_chat
 
 FORWARD_PATH = b"/v1/forward"
@@ -125,6 +126,7 @@ class SimApp:
     models: dict[str, ModelEntry]
     key: AnswerKey | None
     catalog: Mapping[str, Mapping[str, Any]] | None = None  # prices for the billing read-back
+    tools: ToolKey | None = None  # BFCL items among the answer keys (sim/tools.py)
 
 
 def build_app(settings: SimSettings, catalog: Mapping[str, Mapping[str, Any]]) -> SimApp:
@@ -133,7 +135,8 @@ def build_app(settings: SimSettings, catalog: Mapping[str, Mapping[str, Any]]) -
     if not models:
         raise ValueError("catalog: no models; the simulator needs at least one")
     key = AnswerKey.load(settings.answer_keys, settings.seed) if settings.answer_keys else None
-    return SimApp(settings, models, key, catalog)
+    tools = ToolKey.load(settings.answer_keys) if settings.answer_keys else None
+    return SimApp(settings, models, key, catalog, tools or None)
 
 
 class Handler:
@@ -141,7 +144,7 @@ class Handler:
 
     def __init__(self, app: SimApp, log: EventLog) -> None:
         self._models = app.models
-        self._planner = Planner(app.settings, app.key)
+        self._planner = Planner(app.settings, app.key, app.tools)
         self._credentials = CredentialCheck(app.settings.require_secret_key)
         self._zero = app.settings.zero_delays
         self._gateway_delay_s = app.settings.gateway_delay_s

@@ -49,6 +49,8 @@ class ModelProfile:
     # per-dataset skill overrides, keyed by the answer key's dataset label (sim/answers.py
     # dataset_label: "gsm8k", "mmlu", "demo-arith", ...); `skill` applies elsewhere
     dataset_skill: Mapping[str, float] = field(default_factory=dict, hash=False)
+    # tool calls (sim/tools.py): the share of wrong answers whose arguments are malformed JSON
+    tool_malformed_share: float = 0.2
 
     def skill_for(self, dataset: str) -> float:
         """The skill this model has on `dataset` (its override, else `skill`)."""
@@ -183,6 +185,10 @@ def _profile(raw: Any, where: str) -> ModelProfile:
         )
     if "skill_shift" in raw:
         v["skill_shift"] = _float(raw["skill_shift"], f"{where}.skill_shift", -1.0, 1.0)
+    if "tool_malformed_share" in raw:
+        v["tool_malformed_share"] = _float(
+            raw["tool_malformed_share"], f"{where}.tool_malformed_share", 0.0, 1.0
+        )
     if raw.get("dataset_skill") is not None:
         per = raw["dataset_skill"]
         if not isinstance(per, Mapping):

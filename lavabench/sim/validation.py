@@ -4,12 +4,16 @@ Fireworks rejects unknown top-level fields with 400 "Extra inputs are not permit
 simulator does too, so a client that sends a misspelt field fails here as it would live.
 Sampling fields are accepted and ignored: answers depend on the seed, the model and the
 item, never on temperature. Only `n` = 1 is simulated (n > 1 gets a 400 that says so).
-`stop`, `tools` and `response_format` are accepted and have no effect.
+`stop` and `response_format` are accepted and have no effect. `tools` and `tool_choice` are
+checked as Fireworks' schema does (a function name outside [A-Za-z0-9_-]{1,64}, a named choice
+that is not offered: 400), and their JSON counts as prompt tokens.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -32,6 +36,8 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 DEFAULT_MAX_TOKENS = 2048
 PER_MESSAGE_TOKENS = 4
 CACHE_BLOCK_TOKENS = 16
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TOOL_CHOICES = ("auto", "none", "required", "any")
 
 
 class InvalidRequest(Exception):
@@ -51,6 +57,8 @@ class ChatRequest:
     include_usage: bool
     perf_metrics: bool
     request_seed: int
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = None
 
 
 def parse_chat(body: bytes) -> ChatRequest:
@@ -71,7 +79,12 @@ def parse_chat(body: bytes) -> ChatRequest:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("Field required: 'messages' must be a non-empty list")
     prompt_tokens, last_tokens, last_user_text = _count_messages(messages)
+    tools = _tools(data.get("tools"))
+    if tools:  # tools are prompt: they come first, so they are part of the cacheable prefix
+        prompt_tokens += (len(orjson.dumps(tools)) + 3) // 4
     return ChatRequest(
+        tools=tools,
+        tool_choice=_tool_choice(data.get("tool_choice"), tools),
         model=model,
         last_user_text=last_user_text,
         prompt_tokens=prompt_tokens,
@@ -82,6 +95,41 @@ def parse_chat(body: bytes) -> ChatRequest:
         perf_metrics=_opt_bool(data, "perf_metrics_in_response"),
         request_seed=_request_seed(data),
     )
+
+
+def _tools(tools: object) -> list[dict[str, Any]]:
+    if tools is None or tools == []:  # whether Fireworks takes [] is not documented: accepted
+        return []
+    if not isinstance(tools, list):
+        raise InvalidRequest("'tools': must be a list of function tools")
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
+            raise InvalidRequest(f"tools[{i}]: must be {{'type': 'function', 'function': {{...}}}}")
+        name = fn.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise InvalidRequest(
+                f"tools[{i}].function.name: {name!r} must match ^[a-zA-Z0-9_-]{{1,64}}$"
+            )
+        params = fn.get("parameters")
+        if params is not None and not isinstance(params, dict):
+            raise InvalidRequest(f"tools[{i}].function.parameters: must be a JSON Schema object")
+    return tools
+
+
+def _tool_choice(choice: object, tools: list[dict[str, Any]]) -> Any:
+    if choice is None or choice in TOOL_CHOICES:
+        return choice
+    fn = choice.get("function") if isinstance(choice, dict) else None
+    name = fn.get("name") if isinstance(fn, dict) else None
+    if not isinstance(choice, dict) or choice.get("type") != "function" or name is None:
+        raise InvalidRequest(
+            "'tool_choice': must be auto, none, required, any or "
+            "{'type': 'function', 'function': {'name': ...}}"
+        )
+    if name not in {t["function"]["name"] for t in tools}:
+        raise InvalidRequest(f"'tool_choice': function {name!r} is not among the tools")
+    return choice
 
 
 def _count_messages(messages: list) -> tuple[int, int, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import orjson
 
 from lavabench.sim.completion import Completion
+from lavabench.sim.tools import delta_json, message_calls
 
 _REASONS = {
     200: b"OK",
@@ -161,8 +162,10 @@ def stream_events(c: Completion) -> tuple[bytes, list[bytes], bytes]:
             events.append(prefix + key + orjson.dumps(text) + _TOKEN_END)
             start += size
     else:
+        text_end = len(tokens) - len(c.tool_pieces)
         events = [prefix + _tail(t, rtails, _REASONING_KEY) for t in tokens[:split]]
-        events += [prefix + _tail(t, ctails, _CONTENT_KEY) for t in tokens[split:]]
+        events += [prefix + _tail(t, ctails, _CONTENT_KEY) for t in tokens[split:text_end]]
+        events += [prefix + delta_json(p) + _TOKEN_END for p in c.tool_pieces]
     usage = usage_json(c)
     on_finish = usage if c.model.profile.usage_style == "finish_chunk" else b"null"
     finish = b'%b},"finish_reason":"%b"}],"usage":%b' % (
@@ -181,9 +184,14 @@ def stream_events(c: Completion) -> tuple[bytes, list[bytes], bytes]:
 def completion_body(c: Completion) -> bytes:
     """The non-streamed `chat.completion` JSON body."""
     split = c.reasoning_count if c.reasoning_in_field else 0
-    message: dict[str, str] = {"role": "assistant", "content": "".join(c.tokens[split:])}
+    text_end = len(c.tokens) - len(c.tool_pieces)
+    content = "".join(c.tokens[split:text_end])
+    message: dict[str, object] = {"role": "assistant", "content": content}
     if split:
         message["reasoning_content"] = "".join(c.tokens[:split])
+    if c.tool_pieces:
+        message["content"] = content or None
+        message["tool_calls"] = message_calls(c.tool_pieces)
     body: dict[str, object] = {
         "id": c.completion_id,
         "object": "chat.completion",
