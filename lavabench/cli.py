@@ -8,6 +8,7 @@ LavabenchError becomes exit code 2 with its message; the other codes are in exit
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from lavabench import __version__
@@ -18,7 +19,8 @@ USAGE = """usage: lavabench COMMAND [ARGS]
 
 commands:
   run [OVERRIDES]      benchmark models (Hydra overrides, e.g. model=[gpt-oss-20b,glm-5]
-                       endpoint=lava runner.concurrency=32; sweeps with -m)
+                       endpoint=lava runner.concurrency=32; sweeps with -m); Hydra's
+                       flags too: --help, --cfg job, --info, --shell-completion install=bash
   sim [OVERRIDES]      run the simulator alone (sim.* overrides; --port N, --host H)
   summary RUN_DIR      print the per-model table of a finished (or crashed) run
   models [OVERRIDES]   list the catalog with prices
@@ -35,6 +37,8 @@ commands:
                        mismatch or unmatched requests
   data pull NAME       fetch built-in dataset NAME (conf/dataset/NAME.yaml) into the cache
                        ($LAVABENCH_DATA_CACHE; copied from $LAVABENCH_DATA_MIRROR if set)
+
+`lavabench COMMAND --help` describes each command.
 """
 
 # command -> (module, function): the function takes the command's argv and returns the exit code
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] in ("--version", "version"):
         print(f"lavabench {__version__}")
         return OK
+    if args[0] in ("-sc", "--shell-completion"):
+        return _shell_completion(args)
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
         print(f"lavabench: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
@@ -71,6 +77,26 @@ def main(argv: list[str] | None = None) -> int:
     except LavabenchError as exc:
         print(f"lavabench: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _shell_completion(args: list[str]) -> int:
+    """Hydra's bash script calls `lavabench -sc query=bash` with the line in $COMP_LINE.
+
+    The command word is completed here (no imports); the words after `run` are Hydra's
+    (config groups and keys), so that goes to the run command; other commands complete
+    file names (the script falls back to them on an empty answer)."""
+    line = os.environ.get("COMP_LINE")
+    if line is None:  # `lavabench -sc install=bash`: the same script as `run -sc`
+        return main(["run", *args])
+    words = line.split()
+    if len(words) == 1 or (len(words) == 2 and not line.endswith(" ")):
+        prefix = words[1] if len(words) == 2 else ""
+        print(" ".join(name for name in COMMANDS if name.startswith(prefix)))
+        return OK
+    if words[1] == "run":
+        return main(["run", *args])
+    print()
+    return OK
 
 
 if __name__ == "__main__":  # pragma: no cover

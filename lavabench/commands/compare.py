@@ -81,14 +81,27 @@ def main(args: list[str]) -> int:
     from lavabench.commands.compare import load_baseline, load_run
     from lavabench.report.compare import to_json, to_markdown
 
-    parser = argparse.ArgumentParser(prog="lavabench compare")
+    parser = argparse.ArgumentParser(
+        prog="lavabench compare",
+        description="Regression gates of the current run against a baseline (statistics.md). "
+        "Exit 0 no regression, 1 regressed, 2 invalid run or error.",
+    )
     parser.add_argument("--baseline", required=True, help="RUN_DIR, history or history[:N]")
-    parser.add_argument("--current", required=True, type=Path)
-    parser.add_argument("--history-dir", type=Path, default=Path("results/history"))
-    parser.add_argument("--config", type=Path, default=CONF_DIR / "compare.yaml")
+    parser.add_argument("--current", required=True, type=Path, help="RUN_DIR")
+    parser.add_argument(
+        "--history-dir", type=Path, default=Path("results/history"), help="for --baseline history"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=CONF_DIR / "compare.yaml",
+        help="the gates (conf/compare.yaml)",
+    )
     parser.add_argument("--markdown", type=Path, default=None, help="also write (append) here")
     parser.add_argument("--json", type=Path, default=None, help="write the JSON here")
-    parser.add_argument("--allow-invalid", action="store_true")
+    parser.add_argument(
+        "--allow-invalid", action="store_true", help="compare even a run whose verdict is invalid"
+    )
     opts = parser.parse_args(args)
     config = load_compare_config(opts.config)
     current = load_run(opts.current)

@@ -16,10 +16,14 @@ def main(args: list[str]) -> int:
 
     from lavabench.datasets.pull import pull
 
-    parser = argparse.ArgumentParser(prog="lavabench data")
+    parser = argparse.ArgumentParser(
+        prog="lavabench data",
+        description="pull NAME: fetch and verify built-in dataset NAME (conf/dataset/NAME.yaml) "
+        "into the cache ($LAVABENCH_DATA_CACHE; copied from $LAVABENCH_DATA_MIRROR if set).",
+    )
     parser.add_argument("action", choices=["pull"])
-    parser.add_argument("name")
-    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("name", help="a file name of conf/dataset/ without .yaml, e.g. gsm8k")
+    parser.add_argument("--cache-dir", default=None, help="default: $LAVABENCH_DATA_CACHE")
     opts = parser.parse_args(args)
     spec_file = CONF_DIR / "dataset" / f"{opts.name}.yaml"
     if not spec_file.is_file():

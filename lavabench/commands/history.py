@@ -14,10 +14,16 @@ def main(args: list[str]) -> int:
     """`history add RUN_DIR` / `history list`: the nightly Parquet dataset (records/history.py)."""
     from lavabench.records.history import add_run, history_runs
 
-    parser = argparse.ArgumentParser(prog="lavabench history")
+    parser = argparse.ArgumentParser(
+        prog="lavabench history",
+        description="add: append runs to the nightly Parquet history (idempotent); "
+        "list: one line per night.",
+    )
     parser.add_argument("action", choices=["add", "list"])
-    parser.add_argument("run_dirs", type=Path, nargs="*")
-    parser.add_argument("--dir", type=Path, default=Path("results/history"))
+    parser.add_argument("run_dirs", type=Path, nargs="*", help="run or sweep directories (add)")
+    parser.add_argument(
+        "--dir", type=Path, default=Path("results/history"), help="default: results/history"
+    )
     opts = parser.parse_args(args)
     if opts.action == "list":
         print(history_runs(opts.dir).to_string(index=False))

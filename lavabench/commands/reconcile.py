@@ -226,8 +226,12 @@ def format_reconcile(report: dict[str, Any]) -> str:
 def main(args: list[str]) -> int:
     """Read back Lava's billing records for a run and match them to ours (reconcile.py)."""
 
-    parser = argparse.ArgumentParser(prog="lavabench reconcile")
-    parser.add_argument("run_dir", type=Path)
+    parser = argparse.ArgumentParser(
+        prog="lavabench reconcile",
+        description="Read back what Lava billed for a run ($LAVA_SECRET_KEY) and match it to "
+        "the recorded requests. Exit 0 matched, 1 mismatch or unmatched requests.",
+    )
+    parser.add_argument("run_dir", type=Path, help="results/<run_id>")
     parser.add_argument("--base-url", default=None, help="gateway URL (default: run.json)")
     parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for pending")
     parser.add_argument("--tolerance", type=float, default=0.01, help="relative cost tolerance")

@@ -1,4 +1,7 @@
-"""`lavabench summary|models|report|pick`: read finished runs, print tables, write the report, decide."""
+"""`lavabench summary|models|report|pick`: read finished runs, print tables, write the report, decide.
+
+The data path (pandas, pyarrow, matplotlib, scipy) is imported inside each command, after
+its arguments parse, so `--help` answers at once."""
 
 from __future__ import annotations
 
@@ -6,29 +9,39 @@ import argparse
 import sys
 from pathlib import Path
 
-from lavabench.analysis.tables import per_model_summary
-from lavabench.catalog import catalog_from_mapping
-from lavabench.config import compose, plain
 from lavabench.errors import ConfigError
 from lavabench.exit_codes import EXIT_ERROR
-from lavabench.records.reader import read_columns
-from lavabench.records.sweep_dirs import (
-    expand_run_dirs,
-    is_sweep_dir,
-)
-from lavabench.report.terminal import print_summary
+from lavabench.records.sweep_dirs import expand_run_dirs, is_sweep_dir
 
 
 def summary_main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="lavabench summary")
-    parser.add_argument("run_dir", type=Path)
+    parser = argparse.ArgumentParser(
+        prog="lavabench summary",
+        description="Print the per-model table of a finished (or crashed) run or sweep.",
+    )
+    parser.add_argument("run_dir", type=Path, help="results/<run_id> or a sweep directory")
     opts = parser.parse_args(args)
+    from lavabench.analysis.tables import per_model_summary
+    from lavabench.records.reader import read_columns
+    from lavabench.report.terminal import print_summary
+
     for run_dir in expand_run_dirs([opts.run_dir]):
         print_summary(per_model_summary(read_columns(run_dir)), title=str(run_dir))
     return 0
 
 
-def models_main(overrides: list[str]) -> int:
+def models_main(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lavabench models",
+        description="List the catalog's models with prices (USD per 1M tokens) and context.",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra overrides, e.g. catalog=fireworks (conf/catalog/)"
+    )
+    overrides = parser.parse_args(args).overrides
+    from lavabench.catalog import catalog_from_mapping
+    from lavabench.config import compose, plain
+
     catalog = catalog_from_mapping(plain(compose(overrides).catalog))
     print(f"prices read on {catalog.prices_read_on} ({catalog.prices_source})")
     for name, m in catalog.models.items():
@@ -63,21 +76,27 @@ def _latest_run_dir(results: Path) -> Path:
 
 
 def report_main(args: list[str]) -> int:
-    from lavabench.records.reader import read_runs
-    from lavabench.report.page import write_report
-
-    parser = argparse.ArgumentParser(prog="lavabench report")
-    parser.add_argument("run_dirs", type=Path, nargs="*")
+    parser = argparse.ArgumentParser(
+        prog="lavabench report",
+        description="Write <first RUN_DIR>/report/: index.html (one self-contained page, the "
+        "decision first), figures (PNG+SVG), summary.md (for $GITHUB_STEP_SUMMARY), summary.json.",
+    )
+    parser.add_argument("run_dirs", type=Path, nargs="*", help="run or sweep directories")
     parser.add_argument("--latest", action="store_true", help="newest run under --results")
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--min-quality", type=float, default=0.85)
-    parser.add_argument("--max-p90-ttft", type=float, default=None)
-    parser.add_argument("--max-p90-e2e", type=float, default=None)
+    parser.add_argument("--results", type=Path, default=Path("results"), help="default: results")
+    parser.add_argument(
+        "--min-quality", type=float, default=0.85, help="the decision's accuracy bar, 0-1 (0.85)"
+    )
+    parser.add_argument("--max-p90-ttft", type=float, default=None, help="seconds (no limit)")
+    parser.add_argument("--max-p90-e2e", type=float, default=None, help="seconds (no limit)")
     parser.add_argument(
         "--history", type=Path, nargs="?", const=Path("results/history"), default=None,
         help="add nightly trend figures from this history (default results/history)",
     )  # fmt: skip
     opts = parser.parse_args(args)
+    from lavabench.records.reader import read_runs
+    from lavabench.report.page import write_report
+
     run_dirs = list(opts.run_dirs) or ([_latest_run_dir(opts.results)] if opts.latest else [])
     if not run_dirs:
         parser.error("give RUN_DIR ... or --latest")
@@ -95,20 +114,24 @@ def report_main(args: list[str]) -> int:
 
 
 def pick_main(args: list[str]) -> int:
-    from lavabench.analysis.pick import format_pick, pick_model, verdict_gate
-    from lavabench.analysis.tables import cost_table, prepare
-    from lavabench.records.reader import read_runs
-
-    parser = argparse.ArgumentParser(prog="lavabench pick")
-    parser.add_argument("run_dirs", type=Path, nargs="+")
-    parser.add_argument("--min-quality", type=float, required=True)
-    parser.add_argument("--dataset", default=None)
+    parser = argparse.ArgumentParser(
+        prog="lavabench pick",
+        description="The cheapest model whose accuracy lower bound clears the bar (and whose "
+        "p90 latency bounds are under the limits). Exit 0 found, 1 none qualifies, 2 error.",
+    )
+    parser.add_argument("run_dirs", type=Path, nargs="+", help="run or sweep directories")
+    parser.add_argument("--min-quality", type=float, required=True, help="accuracy bar, 0-1")
+    parser.add_argument("--dataset", default=None, help="decide on this dataset only")
     parser.add_argument("--max-p90-ttft", type=float, default=None, help="seconds")
     parser.add_argument("--max-p90-e2e", type=float, default=None, help="seconds")
     parser.add_argument(
         "--allow-invalid", action="store_true", help="decide even on a run whose verdict is invalid"
     )
     opts = parser.parse_args(args)
+    from lavabench.analysis.pick import format_pick, pick_model, verdict_gate
+    from lavabench.analysis.tables import cost_table, prepare
+    from lavabench.records.reader import read_runs
+
     run_dirs = expand_run_dirs(opts.run_dirs)
     runs = read_runs(run_dirs)
     lines, refuse = verdict_gate(

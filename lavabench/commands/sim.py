@@ -11,9 +11,13 @@ from lavabench.errors import ConfigError
 
 
 def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="lavabench sim")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser = argparse.ArgumentParser(
+        prog="lavabench sim",
+        description="Run the gateway simulator alone (e.g. one simulator for every job of a "
+        "sweep); other arguments are Hydra overrides (sim.*, catalog=...).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="default: 8000; 0 picks one")
     opts, overrides = parser.parse_known_args(args)
     cfg = compose(overrides)
     catalog = catalog_from_mapping(plain(cfg.catalog))

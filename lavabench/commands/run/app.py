@@ -1,10 +1,15 @@
 """`lavabench run` as a Hydra app: the config checked before Hydra makes a run directory,
 then one run (or one job of a `-m` sweep) per Hydra job.
 
-Hydra's decorator lives here, not in cli.py, so `lavabench --help` loads no Hydra."""
+Hydra's own flags (`--help`, `--hydra-help`, `--cfg job|hydra|all`, `--resolve`, `--info`,
+`--shell-completion`, `--multirun`) reach Hydra as on any Hydra app: the arguments are split
+with Hydra's own parser, and only the overrides are checked here. The help text is
+conf/hydra/help/lavabench.yaml. Hydra's decorator lives here, not in cli.py, so
+`lavabench --help` loads no Hydra."""
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 import re
@@ -15,33 +20,52 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from lavabench.commands.run.command import run_benchmark
-from lavabench.commands.sweep import last_manifest, run_job
 from lavabench.config import CONF_DIR, compose, register_schemas
 from lavabench.errors import ConfigError, LavabenchError, StoreError
-from lavabench.exit_codes import EXIT_ERROR
-from lavabench.records.sweep_dirs import (
-    format_manifest,
-    sweep_exit_code,
-)
+from lavabench.exit_codes import EXIT_ERROR, OK
 
 _exit_code = 0
 
 
-def main(overrides: list[str]) -> int:
+def main(args: list[str]) -> int:
     global _exit_code
     _exit_code = 0
-    if "--dry-run" in overrides:
-        overrides = [o for o in overrides if o != "--dry-run"] + ["runner.dry_run=true"]
-    if not {"-m", "--multirun"} & set(overrides):
-        _precheck_run(overrides)
+    if "--dry-run" in args:
+        args = [a for a in args if a != "--dry-run"] + ["runner.dry_run=true"]
+    try:
+        flags = _hydra_flags(args)
+    except SystemExit as exc:  # argparse printed the usage error (e.g. `--cfg nonsense`)
+        return _code(exc)
+    _check_flag_combination(flags)
+    if not _custom_config(flags) and not flags.multirun:
+        if _shows_only(flags):
+            if not (flags.shell_completion or flags.hydra_help):  # their overrides are commands
+                _check_overrides(flags.overrides)
+        else:
+            _precheck_run(flags.overrides)
     register_schemas()
-    saved_argv = sys.argv
-    sys.argv = ["lavabench-run", *overrides]
+    saved_argv, saved_line = sys.argv, os.environ.get("COMP_LINE")
+    # argv[0] names the program in Hydra's shell-completion script: `lavabench`, the command
+    # the user types (cli.py sends `lavabench -sc ...` back here)
+    sys.argv = ["lavabench", *args]
+    if saved_line is not None:
+        os.environ["COMP_LINE"] = _strip_run_word(saved_line)
     try:
         _hydra_run()
+    except SystemExit as exc:  # --help, --cfg, --info ... end with sys.exit; errors too
+        code = _code(exc)
+        # Hydra reports its own errors with exit 1, which is "decided no" for lavabench
+        return EXIT_ERROR if code != OK and _shows_only(flags) else code
     finally:
         sys.argv = saved_argv
+        if saved_line is not None:
+            os.environ["COMP_LINE"] = saved_line
+    if _shows_only(flags):
+        return OK
+    # imported here: `--help` and `--cfg` need none of the run's machinery (~2 s of imports)
+    from lavabench.commands.sweep import last_manifest
+    from lavabench.records.sweep_dirs import format_manifest, sweep_exit_code
+
     manifest = last_manifest()
     if manifest:  # a sweep: its jobs may have run in other processes; the manifest knows
         print(format_manifest(manifest))
@@ -56,6 +80,9 @@ def _hydra_run(cfg: DictConfig) -> int:
     """One run, or one job of a sweep (then wrapped so a failure is reported, not raised)."""
     global _exit_code
     from hydra.types import RunMode
+
+    from lavabench.commands.run.command import run_benchmark
+    from lavabench.commands.sweep import run_job
 
     hydra_conf = HydraConfig.get()
     run_dir = Path(hydra_conf.runtime.output_dir)
@@ -72,13 +99,60 @@ def _hydra_run(cfg: DictConfig) -> int:
     return code
 
 
+def _hydra_flags(args: list[str]) -> argparse.Namespace:
+    """The arguments as Hydra reads them: its flags, and the overrides left over."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.prog = "lavabench run"
+    return parser.parse_args(args)
+
+
+def _shows_only(flags: argparse.Namespace) -> bool:
+    """Hydra prints something and runs nothing: no run directory, no precheck of it."""
+    return bool(flags.help or flags.hydra_help or flags.cfg or flags.info or flags.shell_completion)
+
+
+def _check_flag_combination(flags: argparse.Namespace) -> None:
+    """What Hydra refuses with a traceback, refused here with a sentence (exit 2)."""
+    if flags.multirun and _shows_only(flags):
+        raise ConfigError(
+            "--multirun runs a sweep; --cfg, --info and --shell-completion show one config: "
+            "drop -m to see the config of one job (give one value per key)"
+        )
+    if flags.resolve and not (flags.cfg or flags.help):
+        raise ConfigError("--resolve goes with --cfg job|hydra|all (or --help)")
+
+
+def _custom_config(flags: argparse.Namespace) -> bool:
+    """Another config directory or name: only Hydra knows what composes, so it checks."""
+    return any((flags.config_path, flags.config_name, flags.config_dir, flags.experimental_rerun))
+
+
+def _strip_run_word(line: str) -> str:
+    """`lavabench run x=` -> `lavabench x=`: Hydra's completion drops only the program name."""
+    words = line.split(" ")
+    if len(words) > 1 and words[1] == "run":
+        return " ".join(words[:1] + words[2:])
+    return line
+
+
+def _code(exc: SystemExit) -> int:
+    return exc.code if isinstance(exc.code, int) else (OK if exc.code is None else EXIT_ERROR)
+
+
+def _check_overrides(overrides: list[str]) -> DictConfig:
+    """Compose once: a mistyped key or a bad value as a clear error (exit 2)."""
+    try:
+        return compose([o for o in overrides if not o.startswith(("hydra.", "hydra/"))])
+    except ConfigError as exc:
+        raise _explain_unknown_key(exc) from None
+
+
 def _precheck_run(overrides: list[str]) -> None:
     """Config errors and an unwritable results directory as clear errors (exit 2), before
     Hydra creates the run directory (its own failure there is a traceback)."""
-    try:
-        cfg = compose([o for o in overrides if not o.startswith(("hydra.", "hydra/"))])
-    except ConfigError as exc:
-        raise _explain_unknown_key(exc) from None
+    cfg = _check_overrides(overrides)
     results = Path(str(cfg.results_dir))
     if cfg.resume and not (results / str(cfg.resume)).is_dir():
         raise ConfigError(
