@@ -14,3 +14,7 @@ DECIDED_NO = 1
 EXIT_ERROR = 2  # any LavabenchError: a config, dataset or disk problem (message says what to do)
 EXIT_STOPPED = 3  # 401/402 or the budget stopped the run: the rows so far are kept
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM: finished rows kept; `resume=` finishes the run
+# `compare` could not see: most gating rows were not measurable or missing (or a model of
+# the baseline is absent tonight), and nothing regressed. Not a pass: see the headline for
+# how many more nights or requests the gate needs.
+NOT_MEASURED = 4

@@ -65,9 +65,9 @@ def per_model_summary(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
             "n": grouped.size(),
             "errors": grouped["_error"].sum(),
             "retried": grouped["_retried"].sum(),
-            "ttft_p50_s": grouped["_ttft"].quantile(0.5),
-            "ttft_p90_s": grouped["_ttft"].quantile(0.9),
-            "e2e_p50_s": grouped["_e2e"].quantile(0.5),
+            "ttft_p50_s": grouped["_ttft"].agg(percentile, 0.5),
+            "ttft_p90_s": grouped["_ttft"].agg(percentile, 0.9),
+            "e2e_p50_s": grouped["_e2e"].agg(percentile, 0.5),
             "output_tokens_per_s_mean": grouped["output_tokens_per_s"].mean(),
         }
     )
@@ -129,21 +129,38 @@ def prepare(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
 PERCENTILES = (0.5, 0.9, 0.99)
 
 
+def percentile(values: np.ndarray | pd.Series, q: float) -> float:
+    """The one percentile of lavabench (every table, compare, pick and the report use it).
+
+    NaN is missing and left out (an empty reply has no first text chunk: no TTFT was
+    measured); +inf is a value (a failure counts as +inf latency). Linear interpolation, except
+    that interpolating towards +inf gives +inf (numpy gives NaN there, or +inf when the weight
+    is 0). All values missing: NaN.
+    """
+    x = np.asarray(values, dtype="float64")
+    x = np.sort(x[~np.isnan(x)])
+    if len(x) == 0:
+        return math.nan
+    pos = q * (len(x) - 1)
+    lo, frac = math.floor(pos), pos - math.floor(pos)
+    if frac == 0.0:
+        return float(x[lo])
+    a, b = float(x[lo]), float(x[lo + 1])
+    return math.inf if math.isinf(b) else a + (b - a) * frac
+
+
 def latency_percentiles(
     df: pd.DataFrame, by: list[str] | None = None, qs: tuple[float, ...] = PERCENTILES
 ) -> pd.DataFrame:
-    """TTFT and E2E percentiles per group over requests, failures included as +inf.
-
-    Linear interpolation between +inf neighbours gives NaN in numpy/pandas; it is +inf.
-    """
+    """TTFT and E2E percentiles per group over requests, failures included as +inf
+    (`percentile`: empty replies are missing, not +inf)."""
     by = by or ["model"]
     timed = df[df["_timed"]]
     grouped = timed.groupby(by, observed=True, sort=False)
     cols: dict[str, pd.Series] = {"requests": grouped.size()}
     for metric in ("_ttft", "_e2e"):
         for q in qs:
-            values = grouped[metric].quantile(q)
-            cols[f"{metric[1:]}_p{round(q * 100)}_s"] = values.fillna(np.inf)
+            cols[f"{metric[1:]}_p{round(q * 100)}_s"] = grouped[metric].agg(percentile, q)
     return pd.DataFrame(cols).reset_index()
 
 

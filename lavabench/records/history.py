@@ -6,8 +6,10 @@ one week touches only its folders, and one file per (run, model) makes appending
 adding a run again replaces its files (keyed on run_id; job_id is unique within a run after
 `one_row_per_job`), so rerunning the nightly step never duplicates rows.
 
-A "night" is one run (ordered by its start time): two runs on the same date are two nights.
-Only the analysis columns are kept (no response text, no token offsets): history is for
+A "night" is one run, or one sweep: `night` holds the sweep's id for every job of a sweep
+(`lavabench run -m` writes one run directory per job), so `history[:N]` means N nights, not
+N jobs. Nights are ordered by their earliest start; two runs on one date are two nights.
+Rows added before the `night` column existed read as their own run's night. Only the analysis columns are kept (no response text, no token offsets): history is for
 statistics, the run directory keeps the rest.
 """
 
@@ -28,6 +30,7 @@ import pyarrow.parquet as pq
 from lavabench.errors import StoreError
 from lavabench.records.reader import ANALYSIS_COLUMNS, read_columns
 from lavabench.records.store import read_run_json
+from lavabench.records.sweep_dirs import MANIFEST_FILE
 
 HISTORY_COLUMNS = [
     *ANALYSIS_COLUMNS,
@@ -67,6 +70,14 @@ def _run_date(info: dict[str, Any]) -> tuple[str, str]:
     return when.date().isoformat(), when.isoformat()
 
 
+def night_of(run_dir: Path, run_id: str) -> str:
+    """The night a run belongs to: its sweep's directory name for a sweep job, else its id."""
+    for parent in run_dir.resolve().parents:
+        if (parent / MANIFEST_FILE).is_file():
+            return parent.name
+    return run_id
+
+
 def _part_name(run_id: str) -> str:
     return f"part-{quote(run_id, safe='')}.parquet"
 
@@ -88,6 +99,7 @@ def add_run(run_dir: Path | str, history_dir: Path | str) -> list[Path]:
     df["dataset_sha256"] = str((info.get("dataset") or {}).get("sha256", ""))
     df["simulated"] = bool(info.get("simulated"))
     df["verdict"] = _verdict(info)
+    df["night"] = night_of(run_dir, run_id)
     name = _part_name(run_id)
     for old in history_dir.glob(f"date=*/model=*/{name}"):
         old.unlink()
@@ -111,32 +123,38 @@ def read_history(
     exclude_run_ids: tuple[str, ...] = (),
     models: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Rows of the last `nights` runs (newest first by start time), minus `exclude_run_ids`.
+    """Rows of the last `nights` nights (newest first by start; a sweep is one night), minus
+    runs or nights named in `exclude_run_ids`.
 
     Columns: the record analysis columns plus date, model, run_started_at, dataset_sha256,
-    simulated, verdict. Empty history raises StoreError (a baseline cannot be empty).
+    simulated, verdict, night. Empty history raises StoreError (a baseline cannot be empty).
     """
     history_dir = Path(history_dir)
     files = sorted(history_dir.glob("date=*/model=*/part-*.parquet"))
     if not files:
         raise StoreError(f"no history under {history_dir}: add runs with `lavabench history add`")
-    dataset = ds.dataset(history_dir, format="parquet", partitioning=PARTITIONING)
+    # One schema over every file: parts written before a column existed (`night`) lack it,
+    # and pyarrow would otherwise take the first file's schema and drop it from all.
+    schemas = [pq.read_schema(f) for f in files]
+    schema = pa.unify_schemas([*schemas, PARTITIONING.schema], promote_options="permissive")
+    dataset = ds.dataset(history_dir, format="parquet", partitioning=PARTITIONING, schema=schema)
     expr = None
     if models:
         expr = pc.field("model").isin(models)
     table = dataset.to_table(filter=expr)
     df = table.to_pandas()
+    if "night" not in df:
+        df["night"] = None
+    df["night"] = df["night"].astype(object).where(df["night"].notna(), df["run_id"]).astype(str)
     if exclude_run_ids:
-        df = df[~df["run_id"].isin(list(exclude_run_ids))]
+        excluded = list(exclude_run_ids)
+        df = df[~(df["run_id"].isin(excluded) | df["night"].isin(excluded))]
     if df.empty:
         raise StoreError(f"no history rows under {history_dir} for the requested runs")
-    runs = (
-        df[["run_id", "run_started_at"]]
-        .drop_duplicates("run_id")
-        .sort_values(["run_started_at", "run_id"], ascending=False)
-    )
-    keep = list(runs["run_id"])[:nights] if nights is not None else list(runs["run_id"])
-    return df[df["run_id"].isin(keep)].reset_index(drop=True)
+    starts = df.groupby("night", sort=False)["run_started_at"].min().reset_index()
+    starts = starts.sort_values(["run_started_at", "night"], ascending=False)
+    keep = list(starts["night"])[:nights] if nights is not None else list(starts["night"])
+    return df[df["night"].isin(keep)].reset_index(drop=True)
 
 
 def history_runs(history_dir: Path | str) -> pd.DataFrame:

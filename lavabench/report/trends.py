@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lavabench.analysis.tables import prepare
+from lavabench.analysis.tables import percentile, prepare
 from lavabench.records.history import read_history
 
 METRICS = (
@@ -34,8 +34,8 @@ def trend_table(history: pd.DataFrame) -> pd.DataFrame:
     graded = p[p["_in_accuracy"]].groupby(["night", "run_id", "model"])["_correct"].mean()
     out = pd.DataFrame(
         {
-            "ttft_p50_s": grouped["_ttft"].quantile(0.5),
-            "ttft_p90_s": grouped["_ttft"].quantile(0.9),
+            "ttft_p50_s": grouped["_ttft"].agg(percentile, 0.5),
+            "ttft_p90_s": grouped["_ttft"].agg(percentile, 0.9),
             "cost_per_item_usd": grouped["_cost"].sum() / grouped.size() / 1e12,
         }
     )

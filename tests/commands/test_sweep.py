@@ -173,7 +173,7 @@ def test_compare_accepts_a_sweep_directory(zero_delay_sim, tmp_path) -> None:
     proc = run_cli(["compare", "--baseline", str(results / "base"),
                     "--current", str(_sweep_dir(results)), "--json", str(out),
                     "--allow-invalid"])  # fmt: skip  # zero delays saturate the client
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    assert proc.returncode in (0, 1, 4), proc.stderr[-2000:]  # 4: too few requests to see
     rows = json.loads(out.read_text())["rows"]
     assert {row["model"] for row in rows} == {"gpt-oss-20b", "glm-5"}
 
