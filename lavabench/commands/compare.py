@@ -118,7 +118,8 @@ def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="lavabench compare",
         description="Regression gates of the current run against a baseline (statistics.md). "
-        "Exit 0 no regression, 1 regressed, 2 invalid run or error.",
+        "Exit 0 no regression, 1 regressed, 2 invalid run or error, 4 blind (most gating rows "
+        "cannot detect their threshold, or a model is missing tonight).",
     )
     parser.add_argument("--baseline", required=True, help="RUN_DIR, history or history[:N]")
     parser.add_argument("--current", required=True, type=Path, help="RUN_DIR")
