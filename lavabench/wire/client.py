@@ -23,6 +23,7 @@ from typing import Protocol, cast
 
 import aiohttp
 import httpx
+import orjson
 
 from lavabench import __version__
 from lavabench.errors import (
@@ -38,6 +39,7 @@ from lavabench.errors import (
 from lavabench.wire.protocol import (
     ChatStreamAccumulator,
     SSEDecoder,
+    SSEEvent,
     StreamResult,
     error_message_from_body,
     parse_completion,
@@ -112,6 +114,48 @@ def classify_response(status: int, body: bytes, headers: Mapping[str, str]) -> G
     if status in (408, 409) or status >= 500:
         return Unavailable(message, http_status=status, retry_after_s=retry_after)
     return BadRequest(message, http_status=status)
+
+
+_FRAME_KINDS = (  # an `event: error` frame's error type -> the HTTP status it stands for
+    (("auth", "permission", "unauthorized", "invalid_api_key"), 401),
+    (("insufficient", "balance", "billing", "payment", "quota"), 402),
+    (("rate_limit", "too_many", "429"), 429),
+    (("overload", "unavailable", "server_error", "internal", "timeout", "capacity"), 503),
+    (("invalid_request", "bad_request", "not_found", "validation"), 400),
+)
+
+
+def classify_error_frame(data: bytes) -> GatewayError:
+    """An SSE `event: error` frame after a 200 -> the error kind the equivalent HTTP error
+    has, so it is retried (or stops the run) by the same rules: a status in the frame
+    (`error.status`, a numeric `error.code`, top-level `status`) is classified as that
+    status; else the error's `type`/`code` text; else the stream is broken."""
+    message = "error event in stream: " + error_message_from_body(data)
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        obj = None
+    err = obj.get("error") if isinstance(obj, dict) else None
+    fields = err if isinstance(err, dict) else obj if isinstance(obj, dict) else {}
+    for candidate in (fields.get("status"), fields.get("code"), (obj or {}).get("status")):
+        status = (
+            candidate if isinstance(candidate, int) and not isinstance(candidate, bool) else None
+        )
+        if isinstance(candidate, str) and candidate.isdigit():
+            status = int(candidate)
+        if status is not None and 400 <= status <= 599:
+            return _with_status(classify_response(status, data, {}), message)
+    text = " ".join(str(fields.get(k) or "") for k in ("type", "code")).lower()
+    for needles, status in _FRAME_KINDS:
+        if any(n in text for n in needles):
+            return _with_status(classify_response(status, data, {}), message)
+    return StreamBroken(message, http_status=200)
+
+
+def _with_status(error: GatewayError, message: str) -> GatewayError:
+    """The frame's kind, with the response's real HTTP status (200) and the frame's text."""
+    error.message, error.args, error.http_status = message, (message,), 200
+    return error
 
 
 def classify_exception(exc: BaseException, *, after_headers: bool) -> GatewayError:
@@ -337,7 +381,9 @@ async def _consume(
         return
     if request.stream:
         attempt.result = await _read_stream(response.chunks(), attempt, on_first_token)
-        if attempt.result.error:
+        if attempt.error is not None:
+            pass  # an `event: error` frame, classified already
+        elif attempt.result.error:
             attempt.error = StreamBroken(attempt.result.error, http_status=200)
         elif not attempt.result.done:
             attempt.error = StreamBroken(
@@ -367,7 +413,9 @@ async def _read_stream(
     async for chunk in chunks:
         t_ns = perf_counter_ns()
         for event in decoder.feed(chunk):
-            acc.on_data(event.data, t_ns)
+            _apply_event(event, acc, attempt, t_ns)
+            if acc.result.error:
+                break
         if waiting_for_first and acc.result.token_times_ns:
             waiting_for_first = False
             on_first_token()
@@ -376,8 +424,18 @@ async def _read_stream(
     # After [DONE] we still read to EOF (the chunked terminator) so the connection is reused.
     if not acc.result.done and not acc.result.error:
         for event in decoder.close():
-            acc.on_data(event.data, perf_counter_ns())
+            _apply_event(event, acc, attempt, perf_counter_ns())
     return acc.finish()
+
+
+def _apply_event(event: SSEEvent, acc: ChatStreamAccumulator, attempt: Attempt, t_ns: int) -> None:
+    """A data event feeds the accumulator; an `event: error` frame (ignored before, so the
+    stream looked complete) is the attempt's error, classified like an HTTP error."""
+    if event.event == "error":
+        attempt.error = classify_error_frame(event.data)
+        acc.result.error = attempt.error.message
+    else:
+        acc.on_data(event.data, t_ns)
 
 
 async def _read_capped(chunks: AsyncIterator[bytes]) -> bytes:

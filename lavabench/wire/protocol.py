@@ -241,7 +241,13 @@ class ChatStreamAccumulator:
     """Applies `chat.completion.chunk` objects in order; tells reasoning from answer text.
 
     Reasoning arrives either as `delta.reasoning_content` or inside a leading
-    `<think>...</think>` block in `content` (per model on Fireworks); both are handled.
+    `<think>...</think>` block in `content` (per model on Fireworks); both are handled. A
+    model whose chat template opens `<think>` in the prompt streams only the closing tag:
+    when a `</think>` appears in content that had no opening tag, everything before it was
+    reasoning, and the first answer token is the first text after it.
+
+    One chunk is one arrival: a chunk carrying reasoning and answer text (a transition
+    chunk) counts in both chunk counts but adds one token time, not a zero-length gap.
     """
 
     def __init__(self) -> None:
@@ -249,6 +255,8 @@ class ChatStreamAccumulator:
         self._think_state = "undecided"  # undecided | inside | after | none
         self._head = ""
         self._held_ns: list[int] = []
+        self._stamped = False  # the current chunk's arrival is already in token_times_ns
+        self._close_tail = ""  # state none: the end of the text so far, for a split </think>
 
     def on_data(self, data: bytes | str, t_ns: int) -> None:
         """Apply one SSE `data:` payload (UTF-8 bytes or text) that arrived at `t_ns`."""
@@ -277,6 +285,7 @@ class ChatStreamAccumulator:
         if obj.get("perf_metrics"):
             result.perf_metrics = obj["perf_metrics"]
         choices = obj.get("choices") or ()
+        self._stamped = False
         if choices:
             choice = choices[0]
             delta = choice.get("delta") or {}
@@ -292,12 +301,21 @@ class ChatStreamAccumulator:
             if choice.get("finish_reason"):
                 result.finish_reason = choice["finish_reason"]
 
-    def _reasoning_chunk(self, t_ns: int) -> None:
+    def _stamp(self, t_ns: int) -> None:
+        """The current chunk's arrival, once however many kinds of text it carries."""
+        if not self._stamped:
+            self._stamped = True
+            self.result.token_times_ns.append(t_ns)
+
+    def _reasoning_chunk(self, t_ns: int, *, held: bool = False) -> None:
         r = self.result
         r.reasoning_chunks += 1
         if r.first_reasoning_ns is None:
             r.first_reasoning_ns = t_ns
-        r.token_times_ns.append(t_ns)
+        if held:  # an earlier chunk whose kind was decided only now
+            r.token_times_ns.append(t_ns)
+        else:
+            self._stamp(t_ns)
 
     def _tool_call_chunk(self, deltas: Any, t_ns: int) -> None:
         """Merge `delta.tool_calls` fragments by `index` (OpenAI's rule: id and type once,
@@ -311,7 +329,7 @@ class ChatStreamAccumulator:
         r.content_chunks += 1
         if r.first_answer_ns is None:
             r.first_answer_ns = t_ns
-        r.token_times_ns.append(t_ns)
+        self._stamp(t_ns)
 
     def _answer_chunk(self, text: str, t_ns: int) -> None:
         r = self.result
@@ -319,11 +337,12 @@ class ChatStreamAccumulator:
         r.answer_parts.append(text)
         if r.first_answer_ns is None:
             r.first_answer_ns = t_ns
-        r.token_times_ns.append(t_ns)
+        self._stamp(t_ns)
 
     def _content_chunk(self, text: str, t_ns: int) -> None:
         if self._think_state == "none":
             self._answer_chunk(text, t_ns)
+            self._look_for_lone_close(text, t_ns)
             return
         if self._think_state == "after":
             if self.result.first_answer_ns is None and not text.strip():
@@ -337,7 +356,7 @@ class ChatStreamAccumulator:
             if stripped.startswith(_THINK_OPEN):
                 self._think_state = "inside"
                 for held_ns in self._held_ns:
-                    self._reasoning_chunk(held_ns)
+                    self._reasoning_chunk(held_ns, held=True)
                 self._held_ns.clear()
             elif _THINK_OPEN.startswith(stripped):
                 self._held_ns.append(t_ns)  # maybe the start of a <think> tag: decide later
@@ -358,17 +377,44 @@ class ChatStreamAccumulator:
             self._reasoning_chunk(t_ns)
 
     def _release_held_as_answer(self, t_ns: int | None) -> None:
-        """The held chunks were answer text after all (no `<think>` block)."""
+        """The held chunks (and the current one, `t_ns`) were answer text after all."""
         self._think_state = "none"
-        times = [*self._held_ns, *([t_ns] if t_ns is not None else [])]
-        self._held_ns.clear()
+        held, self._held_ns = self._held_ns, []
         r = self.result
-        r.answer_parts.append(self._head)
-        self._head = ""
-        r.content_chunks += len(times)
-        r.token_times_ns.extend(times)
-        if r.first_answer_ns is None and times:
-            r.first_answer_ns = times[0]
+        head, self._head = self._head, ""
+        r.answer_parts.append(head)
+        r.content_chunks += len(held) + (t_ns is not None)
+        r.token_times_ns.extend(held)
+        if t_ns is not None:
+            self._stamp(t_ns)
+        first = held[0] if held else t_ns
+        if r.first_answer_ns is None and first is not None:
+            r.first_answer_ns = first
+        last = t_ns if t_ns is not None else (held[-1] if held else None)
+        self._look_for_lone_close(head, last)
+
+    def _look_for_lone_close(self, text: str, t_ns: int | None) -> None:
+        """State none: a `</think>` without an opening tag turns what came before into
+        reasoning (the template opened the block in the prompt); see the class docstring."""
+        window = self._close_tail + text
+        at = window.find(_THINK_CLOSE)
+        if at < 0:
+            self._close_tail = window[-(len(_THINK_CLOSE) - 1) :]
+            return
+        r = self.result
+        self._think_state, self._close_tail = "after", ""
+        if r.first_answer_ns is not None and (
+            r.first_reasoning_ns is None or r.first_answer_ns < r.first_reasoning_ns
+        ):
+            r.first_reasoning_ns = r.first_answer_ns
+        r.reasoning_chunks += r.content_chunks
+        r.content_chunks, r.first_answer_ns = 0, None
+        r.answer_parts.clear()
+        rest = window[at + len(_THINK_CLOSE) :].lstrip()
+        if rest and t_ns is not None:  # this chunk also starts the answer
+            r.reasoning_chunks -= 1
+            r.content_chunks, r.first_answer_ns = 1, t_ns
+            r.answer_parts.append(rest)
 
     def finish(self) -> StreamResult:
         """End of input: a still-undecided head (e.g. just `<thi`) counts as answer text."""
@@ -412,8 +458,8 @@ def parse_completion(body: bytes) -> tuple[StreamResult, str | None]:
     message = choice.get("message") or {}
     content = message.get("content") or ""
     reasoning = message.get("reasoning_content") or ""
-    if not reasoning and content.lstrip().startswith(_THINK_OPEN):
-        close_at = content.find(_THINK_CLOSE)
+    if not reasoning and (content.lstrip().startswith(_THINK_OPEN) or _THINK_CLOSE in content):
+        close_at = content.find(_THINK_CLOSE)  # a lone </think>: the template opened it
         if close_at >= 0:
             reasoning = content[: close_at + len(_THINK_CLOSE)]
             content = content[close_at + len(_THINK_CLOSE) :].lstrip()
