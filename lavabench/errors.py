@@ -7,6 +7,8 @@
     ├── StoreError                  the results directory cannot be written or read
     └── GatewayError                one request attempt failed; `kind` says how
         ├── AuthFailed              401/403: the credential is wrong -> stop the run
+        ├── ModelUnavailable        403 naming the model: not available to this credential
+        │                           -> pause that model, the others continue
         ├── InsufficientBalance     402: the wallet is empty -> stop the run
         ├── RateLimited             429: retry after Retry-After / backoff
         ├── Unavailable             408/409/5xx, connect errors, timeouts -> retry
@@ -64,6 +66,13 @@ class AuthFailed(GatewayError):
     """401/403: the gateway refused the credential. Fatal for the whole run."""
 
     kind = "auth_failed"
+
+
+class ModelUnavailable(GatewayError):
+    """403 that names the model: this credential may not use it (Fireworks has answered so
+    for one inaccessible model while the others worked). That model is paused; not fatal."""
+
+    kind = "model_unavailable"
 
 
 class InsufficientBalance(GatewayError):

@@ -6,6 +6,8 @@ pass fakes. One dispatcher task hands jobs out as concurrency slots and the rate
 each job runs its attempts in its own task and writes exactly one Record when it ends.
 Auth and billing errors stop the run at once: nothing new is sent, requests in flight are
 cancelled (they get no row, so a resume would redo them) and every finished row is kept.
+A 403 that names the model (`model_unavailable`) pauses only that model, like the breaker.
+Warm-up requests are a barrier per model: its measured requests start after they end.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lavabench.errors import FATAL_KINDS, GatewayError
+from lavabench.errors import FATAL_KINDS, GatewayError, ModelUnavailable
 from lavabench.records.schema import Record
 from lavabench.redaction import redact_text
 from lavabench.runner.gate import Gate
@@ -168,6 +170,10 @@ class Runner:
         self._failures_in_a_row: dict[str, int] = {}
         self._stop = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # model -> its warm-up requests in flight. A model's measured requests wait for them
+        # (a barrier), so none of them pays for opening a connection the warm-ups are there
+        # to open; other models' requests are not held back by it.
+        self._warming: dict[str, set[asyncio.Task[None]]] = {}
         self._crash: BaseException | None = None
         self._start_at_ns = start_at_ns
         self.origin_ns = clock_ns() if start_at_ns is None else start_at_ns
@@ -209,6 +215,9 @@ class Runner:
                     await self._sleep((self._start_at_ns - start_ns) / 1e9)
                 start_ns, self._start_at_ns = self._start_at_ns, None
             for i, job in enumerate(pending):
+                warming = self._warming.get(job.model.name)
+                if warming and not job.is_warmup:  # the barrier: see _track
+                    await asyncio.wait(set(warming))
                 intended_ns: int | None = None
                 if arrivals is not None:
                     intended_ns = start_ns + round(arrivals[i] * 1e9)
@@ -248,6 +257,10 @@ class Runner:
                 task = asyncio.create_task(self._run_job(job, request, dispatch))
                 issued += 1
                 self._track(task, slots)
+                if job.is_warmup:
+                    warm = self._warming.setdefault(job.model.name, set())
+                    warm.add(task)
+                    task.add_done_callback(warm.discard)
             while self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
         finally:
@@ -407,6 +420,11 @@ class Runner:
             self._cancel_in_flight()
             return
         model = job.model.name
+        if error is not None and error.kind == ModelUnavailable.kind:
+            self.outcome.circuit_open.setdefault(
+                model, f"paused: not available to this credential ({record.error_message})"
+            )
+            return
         failures = 0 if record.status == "ok" else self._failures_in_a_row.get(model, 0) + 1
         self._failures_in_a_row[model] = failures
         limit = self._s.circuit_breaker_failures

@@ -32,6 +32,7 @@ from lavabench.errors import (
     ConfigError,
     GatewayError,
     InsufficientBalance,
+    ModelUnavailable,
     RateLimited,
     StreamBroken,
     Unavailable,
@@ -99,6 +100,12 @@ def classify_response(status: int, body: bytes, headers: Mapping[str, str]) -> G
     """Map a non-200 response to exactly one error kind (the retry policy reads only that)."""
     message = f"HTTP {status}: {error_message_from_body(body)}"
     retry_after = parse_retry_after(headers.get("retry-after"))
+    if status == 403 and "model" in message.lower():
+        return ModelUnavailable(
+            message + " -- this model is not available to this credential: it is paused, "
+            "the other models continue",
+            http_status=status,
+        )
     if status in (401, 403):
         return AuthFailed(
             message + " -- check LAVA_SECRET_KEY / LAVA_FORWARD_TOKEN (or the direct key)",

@@ -238,3 +238,33 @@ def test_a_cached_answer_carries_its_original_cost_marked_cached() -> None:
     assert (first.cost_source, reused.cost_source) == ("server_usage", "cached")
     assert reused.response_cached and reused.cost_pico_usd == first.cost_pico_usd > 0
     assert reused.retry_cost_pico_usd is None and reused.usage_source == "server"
+
+
+class TimedClient(ScriptedClient):
+    """Records (job id, send, end) on a real clock; warm-ups are slow."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.spans: list[tuple[str, float, float]] = []
+
+    async def send(self, request: WireRequest) -> Attempt:
+        import time
+
+        start = time.perf_counter()
+        await asyncio.sleep(0.05 if request.url.startswith("warmup/") else 0.005)
+        attempt = await super().send(request)
+        self.spans.append((request.url, start, time.perf_counter()))
+        return attempt
+
+
+def test_warm_ups_are_a_barrier_per_model() -> None:
+    client = TimedClient()
+    settings = RunSettings(run_id="r", endpoint="sim", concurrency=8, max_tokens=16,
+                           stream=True, keep_text=True, retry=RetryPolicy())  # fmt: skip
+    runner = Runner(settings, client=client, sink=ListSink(), rate=NoCap(),
+                    make_request=lambda j: WireRequest(j.job_id, {}, b"", True))  # fmt: skip
+    asyncio.run(runner.run(plan_jobs(MODELS, PROMPTS, warmup_per_model=2)))
+    for model in ("a", "b"):
+        warm_end = max(e for j, _s, e in client.spans if j.startswith(f"warmup/{model}/"))
+        first_measured = min(s for j, s, _e in client.spans if j.startswith(f"{model}/"))
+        assert first_measured >= warm_end  # before: measured requests overlapped warm-ups
