@@ -187,6 +187,7 @@ class LavabenchConf:
     catalog: CatalogConf = field(default_factory=CatalogConf)
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
     dataset: dict[str, Any] = field(default_factory=dict)
+    workload: Any = None  # `workload=` (conf/workload/): sent instead of the dataset
     sim: dict[str, Any] = field(default_factory=dict)
     runner: RunnerConf = field(default_factory=RunnerConf)
     records: RecordsConf = field(default_factory=RecordsConf)

@@ -74,6 +74,12 @@ class Prompt:
     tools_json: str | None = None
     tool_choice_json: str | None = None
     response_format_json: str | None = None
+    # workloads (lavabench/workloads): messages built at send time to these targets, and a
+    # conversation turn's place; `messages` is then empty and the hash is filled when sent
+    target_prompt_tokens: int | None = None
+    target_output_tokens: int | None = None
+    session_id: str | None = None
+    turn_index: int | None = None
 
     def message_dicts(self) -> list[dict[str, str]]:
         """`messages` as the list of dicts a chat-completions request body takes."""

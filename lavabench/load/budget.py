@@ -23,7 +23,10 @@ from lavabench.runner.plan import Job
 
 
 def job_prompt_tokens(job: Job) -> int:
-    """The job's messages plus its tools (Prompt.estimated_tokens)."""
+    """A workload's target when the prompt is built at send time, else the job's messages
+    plus its tools (Prompt.estimated_tokens)."""
+    if job.prompt.target_prompt_tokens is not None:
+        return job.prompt.target_prompt_tokens
     return job.prompt.estimated_tokens()
 
 

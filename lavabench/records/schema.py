@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _col(arrow: str, doc: str, default: Any = None) -> Any:
@@ -51,6 +51,29 @@ class Record:
     prompt_sha256: str = _col("string", "sha256 of the rendered messages (canonical JSON).")
     stream: bool = _col("bool", "Whether the request was streamed.", True)
     max_tokens: int = _col("int32", "`max_tokens` sent (always explicit).", 0)
+
+    # --- workload (`workload=`; null for dataset rows) --------------------------------------
+    workload_kind: str | None = _col(
+        "string", "`synthetic`, `conversation` or `trace`; null: a dataset item."
+    )
+    target_prompt_tokens: int | None = _col(
+        "int32", "Prompt tokens the workload aimed at (actual: `prompt_tokens`)."
+    )
+    target_output_tokens: int | None = _col(
+        "int32", "Output tokens the workload aimed at (sent as `max_tokens`)."
+    )
+    output_control: str | None = _col(
+        "string",
+        "How the output length was held: `ignore_eos` (sent, accepted), `instruction` (the "
+        "endpoint refused `ignore_eos`: the prompt's long-answer instruction alone), null.",
+    )
+    session_id: str | None = _col("string", "Conversation or trace session this turn is in.")
+    turn_index: int | None = _col("int32", "0-based turn within `session_id`.")
+    session_affinity: str | None = _col(
+        "string",
+        "Session affinity sent: `prompt_cache_key` (body field) or `header` "
+        "(`x-session-affinity`); null: none.",
+    )
 
     # --- outcome ------------------------------------------------------------------------
     status: str = _col("string", "`ok` (complete answer with [DONE]) or `error`.", "error")
@@ -371,6 +394,9 @@ def records_markdown() -> str:
         "  `retry_cost_pico_usd` and `retry_lava_request_ids` (billed failed attempts),",
         "  `done_ns`; `e2e_s` now ends at `[DONE]`, `e2e_close_s` at connection close.",
         "  Older rows read back with these null.",
+        "- 6: workloads (`workload=`). `workload_kind`, `target_prompt_tokens`,",
+        "  `target_output_tokens`, `output_control`, `session_id`, `turn_index`,",
+        "  `session_affinity`; `prompt_sha256` of a workload row is the hash of what was sent.",
         "",
     ]
     return "\n".join(lines)

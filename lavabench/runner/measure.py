@@ -72,6 +72,11 @@ def _identity(
         "prompt_sha256": job.prompt.prompt_sha256,
         "stream": stream,
         "max_tokens": max_tokens,
+        # a workload's prompt (lavabench/workloads): its targets and place in a session
+        "target_prompt_tokens": job.prompt.target_prompt_tokens,
+        "target_output_tokens": job.prompt.target_output_tokens,
+        "session_id": job.prompt.session_id,
+        "turn_index": job.prompt.turn_index,
     }
 
 

@@ -4,7 +4,9 @@ The plan is made in full before the first byte is written, so the numbers a clie
 (usage, `fireworks-*` headers, `perf_metrics`) and the numbers in the simulator's log are the
 same values, and a test can join the two exactly.
 
-Timing: TTFT = ttft_s * latency_scale * exp(jitter * z0) (lognormal with median ttft_s);
+Timing: TTFT = (ttft_s + uncached prompt tokens / prefill_tokens_per_s) * latency_scale *
+exp(jitter * z0) (lognormal with median ttft_s, plus prefill when a rate is set); the
+uncached tokens are those the model's prefix cache (prefix_cache.py) does not hold;
 the gap before token i > 0 is (1 / tokens_per_s) * latency_scale * exp(jitter * zi). The z
 draws come from a Random seeded by hashing (seed, model, request body), so the same request
 gets the same timing in any worker. Times are rounded to microseconds so that the decimal
@@ -25,6 +27,7 @@ from typing import Any
 
 from lavabench.sim.answers import AnswerKey, is_correct
 from lavabench.sim.determinism import rng
+from lavabench.sim.prefix_cache import PrefixCache, block_keys
 from lavabench.sim.replies import (
     THINK_CLOSE,
     THINK_OPEN,
@@ -34,7 +37,7 @@ from lavabench.sim.replies import (
 )
 from lavabench.sim.settings import ModelProfile, SimSettings
 from lavabench.sim.tools import NO_CALL_TEXT, ToolKey, ToolPiece, plan_calls, tool_pieces
-from lavabench.sim.validation import CACHE_BLOCK_TOKENS, ChatRequest
+from lavabench.sim.validation import ChatRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class ModelEntry:
     wire_id: str
     profile: ModelProfile
     reasoning_style: str
+    context_length: int | None = None  # catalog: prompt + max_tokens must fit (fit_context)
 
 
 @dataclass(slots=True)
@@ -97,7 +101,9 @@ def model_table(settings: SimSettings, catalog: Mapping[str, Mapping[str, Any]])
         reasoning = bool(spec.get("reasoning", False))
         profile = settings.profile_for(name, reasoning)
         style = profile.reasoning_style if reasoning else "none"
-        table[wire_id] = ModelEntry(str(name), wire_id, profile, style)
+        ctx = spec.get("context_length")
+        context = ctx if isinstance(ctx, int) and not isinstance(ctx, bool) and ctx > 0 else None
+        table[wire_id] = ModelEntry(str(name), wire_id, profile, style, context)
     return table
 
 
@@ -111,11 +117,19 @@ class Planner:
         self._seed = settings.seed
         self._key = key
         self._tools = tools
+        self._caches: dict[str, PrefixCache] = {}
 
     def plan(
-        self, req: ChatRequest, entry: ModelEntry, body: bytes, completion_id: str, now: int
+        self,
+        req: ChatRequest,
+        entry: ModelEntry,
+        body: bytes,
+        completion_id: str,
+        now: int,
+        received_at: float = 0.0,
     ) -> Completion:
-        """The full plan; `body` feeds the timing hash, `now` is the `created` stamp."""
+        """The full plan; `body` feeds the timing hash, `now` is the `created` stamp,
+        `received_at` (monotonic s) the prefix cache's clock."""
         seed, profile = self._seed, entry.profile
         item = None
         if self._key is not None and not req.tools:
@@ -132,7 +146,9 @@ class Planner:
             correct = is_correct(seed, entry.name, item, skill, req.request_seed)
             content = list(answer_tokens(seed, entry.name, item, correct))
         else:
-            content = filler_tokens(seed, req.last_user_text, profile.default_output_tokens)
+            # ignore_eos: the model writes until max_tokens (a benchmark's output length)
+            count = req.max_tokens if req.ignore_eos else profile.default_output_tokens
+            content = filler_tokens(seed, req.last_user_text, count)
         tokens, reasoning_count = _with_reasoning(seed, entry, content)
         tokens += [p.arguments if p.name is None else p.name for p in pieces]
         finish_reason = "tool_calls" if pieces else "stop"
@@ -141,7 +157,9 @@ class Planner:
             pieces = pieces[:keep]
             tokens = tokens[: req.max_tokens]
             finish_reason = "length"
-        ttft_s, itl_s = self._timing(entry, body, len(tokens))
+        cache, keys, hit_tokens = self._cache_lookup(req, entry, received_at)
+        ttft_s, itl_s = self._timing(entry, body, len(tokens), req.prompt_tokens - hit_tokens)
+        cache.store(keys, received_at, received_at + ttft_s)  # usable once its prefill is done
         reasoning_count = min(reasoning_count, len(tokens))
         per_chunk = self._settings.tokens_per_chunk or profile.tokens_per_chunk
         sizes: tuple[int, ...] = ()
@@ -149,9 +167,7 @@ class Planner:
             split = reasoning_count if entry.reasoning_style == "field" else 0
             sizes = chunk_sizes(split, len(tokens), per_chunk)
             ttft_s, itl_s = chunk_timing(ttft_s, itl_s, sizes)
-        cached = None
-        if profile.reports_cached_tokens:
-            cached = req.prefix_tokens // CACHE_BLOCK_TOKENS * CACHE_BLOCK_TOKENS
+        cached = hit_tokens if profile.reports_cached_tokens else None
         return Completion(
             completion_id=completion_id,
             model=entry,
@@ -173,6 +189,20 @@ class Planner:
             tool_outcome=outcome,
         )
 
+    def _cache_lookup(
+        self, req: ChatRequest, entry: ModelEntry, now: float
+    ) -> tuple[PrefixCache, list[bytes], int]:
+        """(the model's cache, the prompt's block keys, cached tokens): whole blocks, and
+        never the last prompt token (an engine always computes it)."""
+        settings = self._settings.prefix_cache
+        cache = self._caches.get(entry.name)
+        if cache is None:
+            cache = self._caches[entry.name] = PrefixCache(settings)
+        block = settings.block_tokens
+        keys = block_keys(req.segments, block)
+        hits = cache.lookup(keys, now) * block
+        return cache, keys, min(hits, max(req.prompt_tokens - 1, 0) // block * block)
+
     def _tool_answer(
         self, req: ChatRequest, entry: ModelEntry
     ) -> tuple[list[ToolPiece], bool | None, str, str | None]:
@@ -190,13 +220,17 @@ class Planner:
         correct = None if item is None else plan.outcome == "right"
         return pieces, correct, plan.outcome, item.id if item is not None else None
 
-    def _timing(self, entry: ModelEntry, body: bytes, n_tokens: int) -> tuple[float, list[float]]:
+    def _timing(
+        self, entry: ModelEntry, body: bytes, n_tokens: int, uncached: int
+    ) -> tuple[float, list[float]]:
         gaps = max(n_tokens - 1, 0)
         if self._settings.zero_delays:
             return 0.0, [0.0] * gaps
         profile = entry.profile
         scale = self._settings.latency_scale * profile.latency_factor
-        ttft = profile.ttft_s * scale
+        rate = profile.prefill_tokens_per_s or self._settings.prefill_tokens_per_s
+        prefill_s = uncached / rate if rate else 0.0
+        ttft = (profile.ttft_s + prefill_s) * scale
         itl = scale / profile.tokens_per_s
         sigma = profile.jitter
         if sigma == 0:
@@ -205,6 +239,22 @@ class Planner:
         exp = math.exp
         ttft_j = round(ttft * exp(sigma * draw(0.0, 1.0)), 6)
         return ttft_j, [round(itl * exp(sigma * draw(0.0, 1.0)), 6) for _ in range(gaps)]
+
+
+def fit_context(req: ChatRequest, entry: ModelEntry) -> str | None:
+    """Fireworks' context rule (api-facts §Fireworks): a prompt that leaves no room is an
+    error; prompt + max_tokens past the context lowers max_tokens silently, unless the body
+    says `context_length_exceeded_behavior: "error"`. Returns the 400 message, or None."""
+    ctx = entry.context_length
+    if ctx is None or req.prompt_tokens + req.max_tokens <= ctx:
+        return None
+    if req.prompt_tokens >= ctx or req.context_error:
+        return (
+            f"The prompt is too long: {req.prompt_tokens} prompt tokens + max_tokens "
+            f"{req.max_tokens} exceed the model's maximum context length of {ctx} tokens"
+        )
+    req.max_tokens = ctx - req.prompt_tokens
+    return None
 
 
 def chunk_sizes(split: int, n_tokens: int, per_chunk: int) -> tuple[int, ...]:

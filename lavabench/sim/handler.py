@@ -31,7 +31,7 @@ import orjson
 from lavabench.sim import wire
 from lavabench.sim.answers import AnswerKey
 from lavabench.sim.billing import LIST_PATH, BillingStore
-from lavabench.sim.completion import Completion, ModelEntry, Planner, model_table
+from lavabench.sim.completion import Completion, ModelEntry, Planner, fit_context, model_table
 from lavabench.sim.eventlog import EventLog, completion_record, error_record
 from lavabench.sim.faults import (
     ERROR_EVENT,
@@ -153,6 +153,7 @@ class Handler:
         self._fault_settings = app.settings.faults
         self._faults = FaultPicker(app.settings.faults)
         self._billing = BillingStore(app.settings.billing, app.catalog)
+        self._rejected = frozenset(app.settings.rejected_fields)
 
     def handle(self, req: Request) -> Response:
         """Route one request."""
@@ -200,7 +201,7 @@ class Handler:
     def _chat(self, req: Request, extra: bytes, path: str, lava_id: str | None) -> Response:
         completion_id = self._ids.completion_id()
         try:
-            chat = parse_chat(req.body)
+            chat = parse_chat(req.body, self._rejected)
         except InvalidRequest as exc:
             body = wire.fireworks_error(str(exc), completion_id)
             return self._error(req, 400, body, extra, path, lava_id, completion_id)
@@ -208,7 +209,13 @@ class Handler:
         if entry is None:
             body = wire.fireworks_error(MODEL_NOT_FOUND, completion_id, "not_found_error")
             return self._error(req, 404, body, extra, path, lava_id, completion_id)
-        completion = self._planner.plan(chat, entry, req.body, completion_id, int(time.time()))
+        too_long = fit_context(chat, entry)
+        if too_long is not None:
+            body = wire.fireworks_error(too_long, completion_id)
+            return self._error(req, 400, body, extra, path, lava_id, completion_id)
+        completion = self._planner.plan(
+            chat, entry, req.body, completion_id, int(time.time()), req.received_at
+        )
         return self._render(req, completion, extra, path, lava_id)
 
     def _error(

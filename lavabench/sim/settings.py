@@ -19,6 +19,7 @@ from typing import Any
 
 from lavabench.sim.billing import BillingSettings, billing_settings_from_mapping
 from lavabench.sim.faults import FaultSettings, fault_settings_from_mapping
+from lavabench.sim.prefix_cache import PrefixCacheSettings
 
 USAGE_STYLES = (
     "finish_chunk",
@@ -46,6 +47,8 @@ class ModelProfile:
     # added to its skill (every dataset), clamped to [0, 1]
     latency_factor: float = 1.0
     skill_shift: float = 0.0
+    # prefill: TTFT grows by uncached prompt tokens / this rate (None: sim.prefill_tokens_per_s)
+    prefill_tokens_per_s: float | None = None
     # per-dataset skill overrides, keyed by the answer key's dataset label (sim/answers.py
     # dataset_label: "gsm8k", "mmlu", "demo-arith", ...); `skill` applies elsewhere
     dataset_skill: Mapping[str, float] = field(default_factory=dict, hash=False)
@@ -73,6 +76,10 @@ class SimSettings:
     gateway_delay_s: float = 0.0
     tokens_per_chunk: int | None = None  # set: every model packs this many tokens per chunk
     capacity: int | None = None  # set: streams per model at once (per worker); more wait (FIFO)
+    # TTFT += uncached prompt tokens / rate, for models without their own; None: no prefill term
+    prefill_tokens_per_s: float | None = None
+    prefix_cache: PrefixCacheSettings = field(default_factory=PrefixCacheSettings)
+    rejected_fields: tuple[str, ...] = ()  # 400 on these body fields (a plain OpenAI server)
     models: dict[str, ModelProfile] = field(default_factory=dict)
     faults: FaultSettings = field(default_factory=FaultSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
@@ -126,6 +133,14 @@ def from_mapping(d: Mapping[str, Any]) -> SimSettings:
         values["tokens_per_chunk"] = _int(d["tokens_per_chunk"], "sim.tokens_per_chunk", 1)
     if d.get("capacity") is not None:
         values["capacity"] = _int(d["capacity"], "sim.capacity", minimum=1)
+    if d.get("prefill_tokens_per_s") is not None:
+        values["prefill_tokens_per_s"] = _float(
+            d["prefill_tokens_per_s"], "sim.prefill_tokens_per_s", positive=True
+        )
+    if d.get("prefix_cache") is not None:
+        values["prefix_cache"] = _prefix_cache(d["prefix_cache"])
+    if "rejected_fields" in d:
+        values["rejected_fields"] = _str_list(d["rejected_fields"], "sim.rejected_fields")
     if "models" in d:
         values["models"] = _profiles(d["models"])
     if "faults" in d:
@@ -133,6 +148,23 @@ def from_mapping(d: Mapping[str, Any]) -> SimSettings:
     if "billing" in d:
         values["billing"] = billing_settings_from_mapping(d["billing"])
     return replace(base, **values)
+
+
+def _prefix_cache(raw: Any) -> PrefixCacheSettings:
+    if not isinstance(raw, Mapping):
+        raise ValueError("sim.prefix_cache: expected {block_tokens, max_blocks, ttl_s}")
+    known = {f.name for f in fields(PrefixCacheSettings)}
+    for key in raw:
+        if key not in known:
+            raise ValueError(f"sim.prefix_cache.{key}: unknown setting (known: {sorted(known)})")
+    v: dict[str, Any] = {}
+    if "block_tokens" in raw:
+        v["block_tokens"] = _int(raw["block_tokens"], "sim.prefix_cache.block_tokens", 1)
+    if "max_blocks" in raw:
+        v["max_blocks"] = _int(raw["max_blocks"], "sim.prefix_cache.max_blocks", 0)
+    if "ttl_s" in raw:
+        v["ttl_s"] = _float(raw["ttl_s"], "sim.prefix_cache.ttl_s", positive=True)
+    return PrefixCacheSettings(**v)
 
 
 def _profiles(raw: Any) -> dict[str, ModelProfile]:
@@ -182,6 +214,10 @@ def _profile(raw: Any, where: str) -> ModelProfile:
     if "latency_factor" in raw:
         v["latency_factor"] = _float(
             raw["latency_factor"], f"{where}.latency_factor", positive=True
+        )
+    if raw.get("prefill_tokens_per_s") is not None:
+        v["prefill_tokens_per_s"] = _float(
+            raw["prefill_tokens_per_s"], f"{where}.prefill_tokens_per_s", positive=True
         )
     if "skill_shift" in raw:
         v["skill_shift"] = _float(raw["skill_shift"], f"{where}.skill_shift", -1.0, 1.0)

@@ -59,10 +59,17 @@ class ChatRequest:
     request_seed: int
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: Any = None
+    # (role, UTF-8 text) of each message: the prefix cache hashes them (prefix_cache.py)
+    segments: tuple[tuple[str, bytes], ...] = ()
+    ignore_eos: bool = False
+    context_error: bool = False  # context_length_exceeded_behavior: "error" (else truncate)
 
 
-def parse_chat(body: bytes) -> ChatRequest:
-    """Parse and validate; raise InvalidRequest with a Fireworks-style message."""
+def parse_chat(body: bytes, rejected: frozenset[str] = frozenset()) -> ChatRequest:
+    """Parse and validate; raise InvalidRequest with a Fireworks-style message.
+
+    `rejected`: fields this endpoint refuses although Fireworks accepts them (sim setting
+    `rejected_fields`, e.g. `ignore_eos` to play a plain OpenAI-compatible server)."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -70,7 +77,7 @@ def parse_chat(body: bytes) -> ChatRequest:
     if not isinstance(data, dict):
         raise InvalidRequest("Request body must be a JSON object")
     for key in data:
-        if key not in ALLOWED_FIELDS:
+        if key not in ALLOWED_FIELDS or key in rejected:
             raise InvalidRequest(f"Extra inputs are not permitted, field: '{key}'")
     model = data.get("model")
     if not isinstance(model, str) or not model:
@@ -78,10 +85,16 @@ def parse_chat(body: bytes) -> ChatRequest:
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("Field required: 'messages' must be a non-empty list")
-    prompt_tokens, last_tokens, last_user_text = _count_messages(messages)
+    segments: list[tuple[str, bytes]] = []
+    prompt_tokens, last_tokens, last_user_text = _count_messages(messages, segments)
     tools = _tools(data.get("tools"))
     if tools:  # tools are prompt: they come first, so they are part of the cacheable prefix
-        prompt_tokens += (len(orjson.dumps(tools)) + 3) // 4
+        encoded_tools = orjson.dumps(tools)
+        prompt_tokens += (len(encoded_tools) + 3) // 4
+        segments.insert(0, ("tools", encoded_tools))
+    behaviour = data.get("context_length_exceeded_behavior", "truncate")
+    if behaviour not in ("truncate", "error"):
+        raise InvalidRequest("'context_length_exceeded_behavior' must be 'truncate' or 'error'")
     return ChatRequest(
         tools=tools,
         tool_choice=_tool_choice(data.get("tool_choice"), tools),
@@ -94,6 +107,9 @@ def parse_chat(body: bytes) -> ChatRequest:
         include_usage=_include_usage(data.get("stream_options")),
         perf_metrics=_opt_bool(data, "perf_metrics_in_response"),
         request_seed=_request_seed(data),
+        segments=tuple(segments),
+        ignore_eos=_opt_bool(data, "ignore_eos"),
+        context_error=behaviour == "error",
     )
 
 
@@ -132,7 +148,7 @@ def _tool_choice(choice: object, tools: list[dict[str, Any]]) -> Any:
     return choice
 
 
-def _count_messages(messages: list) -> tuple[int, int, str]:
+def _count_messages(messages: list, segments: list[tuple[str, bytes]]) -> tuple[int, int, str]:
     """(prompt tokens, tokens of the last message, text of the last user message).
 
     A message costs 4 tokens plus ceil(UTF-8 bytes of its text / 4): deterministic, and
@@ -148,7 +164,9 @@ def _count_messages(messages: list) -> tuple[int, int, str]:
         if role not in ROLES:
             raise InvalidRequest(f"messages[{i}].role: must be one of {sorted(ROLES)}")
         text = _content_text(message.get("content"), i)
-        tokens = PER_MESSAGE_TOKENS + (len(text.encode()) + 3) // 4
+        encoded = text.encode()
+        segments.append((role, encoded))
+        tokens = PER_MESSAGE_TOKENS + (len(encoded) + 3) // 4
         total += tokens
         if role == "user":
             last_user = text

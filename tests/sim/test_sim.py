@@ -392,7 +392,10 @@ def test_prompt_and_cached_tokens(sim: httpx.Client) -> None:
     r = sim.post(FORWARD, json=body, headers=auth())
     usage = r.json()["usage"]
     assert usage["prompt_tokens"] == expected == int(r.headers["fireworks-prompt-tokens"])
-    assert usage["prompt_tokens_details"] == {"cached_tokens": prefix // 16 * 16}
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 0}  # a cold prefix cache
+    messages[1]["content"] = "Hello ✓"  # same system prompt: its full blocks are cached now
+    r = sim.post(FORWARD, json=body, headers=auth())
+    assert r.json()["usage"]["prompt_tokens_details"] == {"cached_tokens": prefix // 16 * 16}
     assert int(r.headers["fireworks-cached-prompt-tokens"]) == prefix // 16 * 16
     r = sim.post(FORWARD, json={**body, "model": model_id("nocache")}, headers=auth())
     assert r.json()["usage"]["prompt_tokens_details"] is None

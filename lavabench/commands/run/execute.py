@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from lavabench.catalog import Catalog
 from lavabench.commands.run.limits import run_limits
 from lavabench.commands.run.setup import Prepared, catalog_for_sim, prepare_share, resolve_data_path
+from lavabench.commands.run.workload import WorkloadSender
 from lavabench.config import LavabenchConf, plain
 from lavabench.datasets.spec import DatasetSpec
 from lavabench.load.budget import SpendGuard
@@ -53,7 +54,7 @@ log = logging.getLogger("lavabench")
 
 @contextlib.contextmanager
 def endpoint_for_run(
-    conf: LavabenchConf, cfg: DictConfig, catalog: Catalog, spec: DatasetSpec
+    conf: LavabenchConf, cfg: DictConfig, catalog: Catalog, spec: DatasetSpec | None
 ) -> Iterator[Endpoint]:
     """Resolve credentials first; for endpoint=sim also start (and later stop) the simulator,
     unless `endpoint.base_url` names one already running (one simulator for a whole sweep)."""
@@ -68,7 +69,7 @@ def endpoint_for_run(
 
     sim_settings = plain(cfg.sim)
     keys = [str(resolve_data_path(p)) for p in sim_settings.get("answer_keys") or []]
-    sim_settings["answer_keys"] = sorted({*keys, spec.path})
+    sim_settings["answer_keys"] = sorted({*keys, *([spec.path] if spec is not None else [])})
     with running_simulator(sim_settings, catalog_for_sim(catalog)) as sim:
         yield resolve_endpoint(settings, os.environ, base_url=sim.base_url)
 
@@ -127,12 +128,20 @@ def run_loop(
             # workers share one terminal: only a single process draws a progress bar
             with RunProgress(len(p.jobs), enabled=False if share else None) as progress:
                 sink: Any = StampLimits(writer, stamp)
+                runner_client: Any = client
+                make_request = request_factory(conf, endpoint, run_id)
+                if p.workload is not None:  # built at send time, from calibrated lengths
+                    sender = WorkloadSender(p.workload, conf, endpoint, run_id)
+                    models = {job.model.name: job.model for job in p.jobs}
+                    await sender.calibrate(client, list(models.values()))
+                    runner_client, sink = sender.client(client), sender.sink(sink)
+                    make_request = sender.make_request
                 if r.load_sweep is not None:
                     sink = StepSink(sink)
                 runner = Runner(
                     settings,
-                    client=client,
-                    make_request=request_factory(conf, endpoint, run_id),
+                    client=runner_client,
+                    make_request=make_request,
                     sink=sink,
                     rate=gate,
                     grade=p.grade,

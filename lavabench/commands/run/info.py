@@ -57,12 +57,17 @@ def run_metadata(
         "endpoint": {"kind": endpoint.kind, "url": endpoint.url},
         "simulated": endpoint.kind == "sim",
         "models": models,
-        "dataset": {
-            "name": p.spec.name,
-            "path": p.spec.path,
-            "sha256": dataset_sha256(p.spec.path),
-            "items": len(p.prompts),
-        },
+        "dataset": (
+            {
+                "name": p.spec.name,
+                "path": p.spec.path,
+                "sha256": dataset_sha256(p.spec.path),
+                "items": len(p.prompts),
+            }
+            if p.spec is not None
+            else None
+        ),
+        "workload": None if p.workload is None else p.workload.describe(),
         "prices": p.catalog.prices_table(models),
         "prices_source": p.catalog.prices_source,
         "config": config,
@@ -102,6 +107,8 @@ def final_info(
         "verdict": (outcome.health or {}).get("verdict", {}).get("status"),
         "health": outcome.health,
     }
+    if p.workload is not None:  # calibration and output control are known only now
+        info["workload"] = p.workload.describe()
     if guard is not None:
         info["budget"] = {
             "budget_usd": str(pico_to_usd(guard.budget_pico)),

@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lavabench.catalog import Catalog, Model, catalog_from_mapping, pico_to_usd
+from lavabench.commands.run.workload import WorkloadPlan, no_grade, prepare_workload
 from lavabench.config import CONF_DIR, LavabenchConf, load_config, plain
 from lavabench.datasets.prompt import Prompt
 from lavabench.datasets.spec import DatasetSpec, dataset_sha256, load_prompts
@@ -43,11 +44,12 @@ class Prepared:
 
     conf: LavabenchConf
     catalog: Catalog
-    spec: DatasetSpec
+    spec: DatasetSpec | None  # None: a workload run (`workload=`)
     prompts: list[Prompt]
     jobs: list[Job]
     grade: Callable[[Job, Record, str], Awaitable[None]]
     judge: Judge | None = None  # llm_judge: bound to the endpoint once it is resolved
+    workload: WorkloadPlan | None = None
 
 
 def resolve_data_path(path: str) -> Path:
@@ -65,6 +67,7 @@ def catalog_for_sim(catalog: Catalog) -> dict[str, dict[str, Any]]:
         m.name: {
             "id": m.id,
             "reasoning": m.reasoning,
+            "context_length": m.context_length,
             "input_usd_per_mtok": str(m.price.input),
             "output_usd_per_mtok": str(m.price.output),
             "cached_input_usd_per_mtok": (
@@ -80,6 +83,10 @@ def prepare(cfg: DictConfig) -> Prepared:
     conf = load_config(cfg)
     catalog = catalog_from_mapping(plain(cfg.catalog))
     models = catalog.select(conf.model)
+    if conf.workload is not None:
+        workload = prepare_workload(plain(cfg.workload), conf, models, resolve_data_path)
+        jobs = plan_run(conf, models, workload.prompts)
+        return Prepared(conf, catalog, None, workload.prompts, jobs, no_grade, workload=workload)
     dataset_conf = plain(cfg.dataset)
     if dataset_conf.get("path"):
         dataset_conf["path"] = str(resolve_data_path(dataset_conf["path"]))
@@ -128,7 +135,7 @@ def resume_jobs(
     if fingerprint is not None:
         check_resume(previous, fingerprint, str(p.conf.resume))
     previous_sha = (previous.get("dataset") or {}).get("sha256")
-    if previous_sha and previous_sha != dataset_sha256(p.spec.path):
+    if p.spec is not None and previous_sha and previous_sha != dataset_sha256(p.spec.path):
         raise ConfigError(
             f"resume={p.conf.resume}: the dataset changed since that run ({p.spec.path}); "
             "resume with the same dataset, or start a new run"
