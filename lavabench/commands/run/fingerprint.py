@@ -54,15 +54,17 @@ def run_fingerprint(p: Prepared, sim_settings: Any = None) -> dict[str, Any]:
         "endpoint_kind": conf.endpoint.kind,
         "endpoint_target": _target(conf),
         "model_ids": dict(models),
-        "dataset_sha256": dataset_sha256(p.spec.path),
+        "dataset_sha256": None if p.spec is None else dataset_sha256(p.spec.path),
         "prompts_sha256": _sha(prompts),
         "max_tokens": r.max_tokens,
         "stream": r.stream,
         "params": dict(r.params) if isinstance(r.params, dict) else plain(r.params),
         "seed": r.seed,
-        "grader": p.spec.grader,
-        "grader_options_sha256": _sha(dict(p.spec.grader_options)),
+        "grader": None if p.spec is None else p.spec.grader,
+        "grader_options_sha256": None if p.spec is None else _sha(dict(p.spec.grader_options)),
     }
+    if p.workload is not None:  # a workload's prompts are its config (texts are built later)
+        fingerprint["workload_sha256"] = _sha(p.workload.config)
     if conf.endpoint.kind == "sim" and sim_settings is not None:
         kept = {k: v for k, v in dict(sim_settings).items() if k not in _SIM_VOLATILE}
         fingerprint["sim_settings_sha256"] = _sha(kept)
