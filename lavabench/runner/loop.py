@@ -78,7 +78,9 @@ class ResponseCache(Protocol):
     def put(self, request: WireRequest, entry: dict[str, Any]) -> None: ...
 
 
-RequestFactory = Callable[[Job], WireRequest]
+# May return an awaitable: a request that can only be built later (a conversation's turn k
+# once turn k-1 has answered); the dispatcher waits for it, or for the run to stop.
+RequestFactory = Callable[[Job], WireRequest | Awaitable[WireRequest]]
 # Fills the record's grade from the answer text (which is graded even when not stored).
 # Async so a slow grader (code execution) can run off the event loop while tokens arrive.
 Grader = Callable[[Job, Record, str], Awaitable[None]]
@@ -236,7 +238,10 @@ class Runner:
                     issued += 1
                     slots.release()
                     continue
-                request = self._make_request(job)
+                made = self._make_request(job)
+                request = made if isinstance(made, WireRequest) else await self._or_stop(made)
+                if request is None:
+                    break
                 if self._cache is not None and await self._answer_from_cache(job, request):
                     issued += 1
                     slots.release()
@@ -284,6 +289,21 @@ class Runner:
             probe.started()
             task.add_done_callback(lambda _t: probe.finished())
         task.add_done_callback(lambda _t: slots.release())
+
+    async def _or_stop(self, pending: Awaitable[WireRequest]) -> WireRequest | None:
+        """A request built later, or None if the run stops first (an interrupt, a fatal
+        error or a crash would otherwise leave the dispatcher waiting for an answer that
+        was cancelled)."""
+        made = asyncio.ensure_future(pending)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({made, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not made.done():
+            made.cancel()
+            return None
+        return made.result()
 
     async def _nap(self, seconds: float) -> None:
         """Sleep until the next open-loop arrival; a long wait still ends on interrupt."""

@@ -268,3 +268,32 @@ def test_warm_ups_are_a_barrier_per_model() -> None:
         warm_end = max(e for j, _s, e in client.spans if j.startswith(f"warmup/{model}/"))
         first_measured = min(s for j, s, _e in client.spans if j.startswith(f"{model}/"))
         assert first_measured >= warm_end  # before: measured requests overlapped warm-ups
+
+
+def test_a_request_built_later_waits_and_an_interrupt_ends_the_wait() -> None:
+    """A conversation's factory returns an awaitable; the dispatcher waits for it, and a run
+    that stops while it waits does not hang (the turn it waits for will never answer)."""
+    jobs = plan_jobs(MODELS[:1], PROMPTS[:3])
+    release = asyncio.Event()
+    sink = ListSink()
+
+    async def later(job):  # type: ignore[no-untyped-def]
+        if job.prompt.item_id == "i1":
+            await release.wait()  # never set: only the interrupt can end this
+        return WireRequest(job.model.name, {}, b"", True)
+
+    settings = RunSettings(run_id="r", endpoint="sim", concurrency=2, max_tokens=16,
+                           stream=True, keep_text=True, retry=RetryPolicy())  # fmt: skip
+    runner = Runner(settings, client=ScriptedClient({}), make_request=later, sink=sink,
+                    rate=NoCap())  # fmt: skip
+
+    async def go():  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(runner.run(jobs))
+        while not sink.rows:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)
+        runner.interrupt()
+        return await asyncio.wait_for(task, timeout=5)
+
+    outcome = asyncio.run(go())
+    assert [r.item_id for r in sink.rows] == ["i0"] and outcome.not_started == 2

@@ -129,13 +129,14 @@ def run_loop(
             with RunProgress(len(p.jobs), enabled=False if share else None) as progress:
                 sink: Any = StampLimits(writer, stamp)
                 runner_client: Any = client
-                make_request = request_factory(conf, endpoint, run_id)
+                make_request: Any = request_factory(conf, endpoint, run_id)
+                grade = p.grade
                 if p.workload is not None:  # built at send time, from calibrated lengths
                     sender = WorkloadSender(p.workload, conf, endpoint, run_id)
                     models = {job.model.name: job.model for job in p.jobs}
                     await sender.calibrate(client, list(models.values()))
                     runner_client, sink = sender.client(client), sender.sink(sink)
-                    make_request = sender.make_request
+                    make_request, grade = sender.make_request, sender.grade
                 if r.load_sweep is not None:
                     sink = StepSink(sink)
                 runner = Runner(
@@ -144,7 +145,7 @@ def run_loop(
                     make_request=make_request,
                     sink=sink,
                     rate=gate,
-                    grade=p.grade,
+                    grade=grade,
                     observer=monitor.tap(progress),
                     budget=budget,
                     cache=cache,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +33,7 @@ from lavabench.runner.plan import Job
 from lavabench.wire.client import Attempt, WireRequest
 from lavabench.wire.endpoints import Endpoint
 from lavabench.wire.protocol import chat_body
+from lavabench.workloads.conversation import SessionBook, SessionKey, conversation_prompts
 from lavabench.workloads.spec import WorkloadSpec, workload_spec
 from lavabench.workloads.synthetic import SyntheticTexts, synthetic_prompts
 from lavabench.workloads.text import Calibration
@@ -86,6 +87,14 @@ def prepare_workload(
         )
     if spec.kind == "synthetic":
         return WorkloadPlan(spec, synthetic_prompts(spec), dict(raw))
+    if spec.kind == "conversation":
+        if r.workers > 1 or r.load_sweep is not None or conf.resume or r.warmup_requests:
+            raise ConfigError(
+                "workload kind=conversation runs in one process from the first turn: drop "
+                "runner.workers, load=sweep, runner.warmup_requests and resume= (a turn needs "
+                "the answers before it)"
+            )
+        return WorkloadPlan(spec, conversation_prompts(spec), dict(raw))
     raise ConfigError(f"workload.kind={spec.kind} is not available yet")
 
 
@@ -112,6 +121,10 @@ class WorkloadSender:
         self._endpoint = endpoint
         self._run_id = run_id
         self._texts = SyntheticTexts(plan.spec, nonce=run_id)
+        self._book = SessionBook(plan.spec, run_id) if plan.spec.kind == "conversation" else None
+        self._turns_built: set[tuple[SessionKey, int]] = set()
+        self._done: dict[tuple[SessionKey, int], asyncio.Event] = {}
+        self._answers: dict[str, str] = {}
         self._headers: dict[str, dict[str, str]] = {}
         self._sent: dict[str, _Sent] = {}
         self._refused: set[str] = set()  # model ids that refused ignore_eos
@@ -145,11 +158,39 @@ class WorkloadSender:
 
     # --- requests ------------------------------------------------------------------------
 
-    def make_request(self, job: Job) -> WireRequest:
-        """The job's request, built now from the model's calibration."""
-        prompt, spec, r = job.prompt, self._plan.spec, self._conf.runner
+    def make_request(self, job: Job) -> WireRequest | Awaitable[WireRequest]:
+        """The job's request, built now from the model's calibration; a conversation's
+        later turn is built once the turn before it has answered (the runner waits)."""
         calib = self._plan.calibration.get(job.model.name) or Calibration()
-        messages = self._texts.messages(prompt, job.repeat, calib)
+        if self._book is not None:
+            return self._turn_request(job, calib)
+        return self._request(job, self._texts.messages(job.prompt, job.repeat, calib))
+
+    async def _turn_request(self, job: Job, calib: Calibration) -> WireRequest:
+        assert self._book is not None
+        prompt = job.prompt
+        key = (job.model.name, prompt.session_id or "", job.repeat)
+        turn = prompt.turn_index or 0
+        if (key, turn - 1) in self._turns_built:  # not built: skipped (circuit breaker)
+            await self._turn_done(key, turn - 1).wait()
+            if self._plan.spec.think_time_s:
+                await asyncio.sleep(self._plan.spec.think_time_s)
+        self._turns_built.add((key, turn))
+        return self._request(job, self._book.messages(key, prompt, calib))
+
+    def _turn_done(self, key: SessionKey, turn: int) -> asyncio.Event:
+        event = self._done.get((key, turn))
+        if event is None:
+            event = self._done[(key, turn)] = asyncio.Event()
+        return event
+
+    async def grade(self, job: Job, record: Record, answer_text: str) -> None:
+        """The runner's grade hook: keeps a conversation turn's answer for its history."""
+        if self._book is not None:
+            self._answers[job.job_id] = answer_text
+
+    def _request(self, job: Job, messages: list[dict[str, str]]) -> WireRequest:
+        prompt, spec, r = job.prompt, self._plan.spec, self._conf.runner
         params = dict(r.params)
         if r.seed is not None:
             params["seed"] = r.seed + job.repeat
@@ -157,7 +198,10 @@ class WorkloadSender:
             params["ignore_eos"] = True
         headers = self._headers_for(job.model.name)
         affinity = None if spec.affinity == "none" else spec.affinity
-        key = f"{spec.name}/{job.model.name}"  # one session: every item shares the prefix
+        # synthetic: one session (every item shares the prefix); conversation: each session
+        key = "/".join(
+            x for x in (spec.name, job.model.name, prompt.session_id, str(job.repeat)) if x
+        )
         if affinity == "prompt_cache_key":
             params["prompt_cache_key"] = key
         elif affinity == "header":
@@ -191,8 +235,13 @@ class WorkloadSender:
 
     def stamp(self, record: Record) -> None:
         sent = self._sent.pop(record.job_id, None)
-        prompt_kind = self._plan.spec.kind
-        record.workload_kind = prompt_kind
+        record.workload_kind = self._plan.spec.kind
+        answer = self._answers.pop(record.job_id, None)
+        if self._book is not None and record.session_id is not None:
+            key = (record.model, record.session_id, record.repeat)
+            turn = record.turn_index or 0
+            self._book.answered(key, turn, answer if record.status == "ok" else None)
+            self._turn_done(key, turn).set()
         if sent is None:  # never sent (no request was built): targets only
             return
         record.prompt_sha256 = sent.sha256
