@@ -7,6 +7,8 @@ Bounds per request:
     upper = prompt tokens x input price + max_tokens x output price
 The guard reserves each request's upper bound before it is sent and settles it with the
 real cost when it ends, so actual spend never passes the budget while the estimates hold.
+A retry is a new request for the budget: the failed attempt is settled with what it may
+have cost (a cut 200 stream) and the retry reserves again, or is not sent.
 """
 
 from __future__ import annotations
@@ -83,6 +85,12 @@ class SpendGuard:
         self.reserved_pico -= held
         self.spent_pico += settled_cost_pico(record, held)
 
+    def settle_attempt(self, job: Job, spent_pico: int) -> None:
+        """A failed attempt that may have been billed, before a retry: count what it may have
+        cost and free its hold; the retry reserves again (and may be refused)."""
+        self.reserved_pico -= self._held.pop(job.job_id, 0)
+        self.spent_pico += spent_pico
+
     def release(self, job: Job) -> None:
         """Give back a reservation for a job that will not be sent after all."""
         self.reserved_pico -= self._held.pop(job.job_id, 0)
@@ -96,15 +104,15 @@ def request_upper_pico(job: Job, max_tokens: int) -> int:
 def settled_cost_pico(record: Record, held_pico: int) -> int:
     """What a finished request counts against a budget: its cost (exact, or the labelled
     estimate of a response without usage); for a stream cut after a 200 (which may still be
-    billed for more than we saw) the worst case held for it; plus the judge's, plus the
-    billed failed attempts' (`retry_cost_pico_usd`)."""
+    billed for more than we saw) the worst case held for it; plus the judge's. Billed failed
+    attempts (`retry_cost_pico_usd`) were settled one by one as they failed."""
     if record.status != "ok" and record.http_status == 200:
         cost = max(held_pico, record.cost_pico_usd or 0)
     elif record.cost_pico_usd is not None:
         cost = record.cost_pico_usd
     else:
         cost = 0  # an HTTP error: nothing was generated
-    return cost + (record.retry_cost_pico_usd or 0) + (record.judge_cost_pico_usd or 0)
+    return cost + (record.judge_cost_pico_usd or 0)  # retries: settle_attempt, when they fail
 
 
 class AllBudgets:
@@ -131,3 +139,7 @@ class AllBudgets:
     def settle(self, job: Job, record: Record) -> None:
         for budget in self._budgets:
             budget.settle(job, record)
+
+    def settle_attempt(self, job: Job, spent_pico: int) -> None:
+        for budget in self._budgets:
+            budget.settle_attempt(job, spent_pico)

@@ -134,6 +134,11 @@ class SharedBudget:
         held = self._held.pop(job.job_id, 0)
         self._limits.settle(job.job_id, settled_cost_pico(record, held))
 
+    def settle_attempt(self, job: Job, spent_pico: int) -> None:
+        """A billed failed attempt before its retry (budget.SpendGuard.settle_attempt)."""
+        self._held.pop(job.job_id, None)
+        self._limits.settle(job.job_id, spent_pico)
+
     def release(self, job: Job) -> None:
         self._held.pop(job.job_id, None)
         self._limits.release(job.job_id)

@@ -69,6 +69,8 @@ class Budget(Protocol):
 
     def settle(self, job: Job, record: Record) -> None: ...
 
+    def settle_attempt(self, job: Job, spent_pico: int) -> None: ...
+
 
 class ResponseCache(Protocol):
     """Stored answers for identical requests (quality runs only)."""
@@ -370,7 +372,7 @@ class Runner:
         retry_reasons: list[str] = []
         retry_waits_s: list[float] = []
         failed_attempts_s: list[float] = []
-        retry_cost_pico, retry_lava_ids = 0, []
+        retry_cost_pico, retry_lava_ids, settled = 0, [], False
         first_send_ns: int | None = None
         attempt_no = 0
         while True:
@@ -390,6 +392,9 @@ class Runner:
                 break
             billed = attempt_usage(job, attempt).cost_pico  # a cut 200 may have been billed
             if billed is not None:
+                if not await self._room_for_retry(job, billed):
+                    settled = True  # this attempt, now final, was settled just now
+                    break
                 retry_cost_pico += billed
                 if attempt.lava_request_id:
                     retry_lava_ids.append(attempt.lava_request_id)
@@ -424,9 +429,24 @@ class Runner:
                 await self._grade(job, record, attempt.result.answer_text)
             if self._cache is not None:
                 self._cache.put(request, cache_entry(attempt.result, record))
-        if self._budget is not None:
+        if settled:
+            record.error_message = (
+                f"{record.error_message} (not retried: no room in the budget for another attempt)"
+            )
+        elif self._budget is not None:
             self._budget.settle(job, record)
         self._finish(job, record, error)
+
+    async def _room_for_retry(self, job: Job, billed_pico: int) -> bool:
+        """A failed attempt that may have been billed is settled at its cost, and its retry
+        reserves again like a new request: every billed attempt counts, as it happens."""
+        if self._budget is None:
+            return True
+        self._budget.settle_attempt(job, billed_pico)
+        if await _resolve(self._budget.reserve(job)):
+            return True
+        self.outcome.budget_reached = True
+        return False
 
     def _finish(self, job: Job, record: Record, error: GatewayError | None) -> None:
         """Write the row, count it, trip the model's breaker or the run's stop if due."""

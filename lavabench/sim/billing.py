@@ -2,7 +2,10 @@
 
 Each forward-path completion the worker renders is recorded (request_id = x-lava-request-id,
 response_id = the completion id, metadata = parsed x-lava-metadata, usage, cost from the
-catalog prices) so `lavabench reconcile` can be tested end to end. Why here and not in the
+catalog prices) so `lavabench reconcile` can be tested end to end. A faulted stream is
+billed as served (handler._render_fault): a stream cut mid-way (disconnect, error event,
+malformed chunk) for the prompt and the tokens sent before the cut, which is what a client
+can count and estimate; a stream that went out whole, in full; an HTTP error not at all. Why here and not in the
 handler: the handler's job is the wire; this keeps its change to one route and one hook.
 
 Like Lava, a record starts `pending` and becomes `completed` `pending_s` after it was

@@ -241,10 +241,7 @@ class Handler:
         fault = self._faults.pick(req.body, c.model.name)
         if fault is not None:
             return self._render_fault(req, c, fault, extra, path, lava_id)
-        self._billing.record(
-            lava_id, c.model.name, c.model.wire_id, c.completion_id,
-            c.prompt_tokens, c.completion_tokens, req.metadata,
-        )  # fmt: skip
+        self._bill(req, c, lava_id, c.completion_tokens)
         record = completion_record(c, path, lava_id) if self._log.enabled else None
         keep_alive = req.keep_alive
         delay = self._gateway_delay_s if path == "forward" else 0.0
@@ -305,6 +302,9 @@ class Handler:
                 record["status"] = None
             return Response(b"", None, record, False, abort_after=True)
         if not c.stream:
+            # billed as served: a complete body in full; a broken one for its prompt only
+            whole = fault in ("stall", "slow_first_token")
+            self._bill(req, c, lava_id, c.completion_tokens if whole else 0)
             body = wire.completion_body(c)
             headers = wire.completion_headers(c) + extra
             if fault == "malformed_json":
@@ -325,6 +325,12 @@ class Handler:
             return Response(b"", [(due, data)], record, keep_alive)
         role, events, closing = wire.stream_events(c)
         half = max(1, len(events) // 2)
+        # Billed as a provider bills a stream it stopped: the prompt and the tokens sent
+        # before the cut (a client counts the same chunks for its estimate); a stream that
+        # went out whole (stall, slow first token, no [DONE]) in full.
+        cut = fault in ("disconnect_mid_stream", "error_mid_stream", "malformed_json")
+        sent = sum(c.chunk_sizes[:half]) if c.chunk_sizes else min(half, c.completion_tokens)
+        self._bill(req, c, lava_id, sent if cut else c.completion_tokens)
         gaps = [0.0] * len(events) if self._zero else [0.0, *c.itl_s]
         dues, due = [], start
         for i, gap in enumerate(gaps):
@@ -345,6 +351,12 @@ class Handler:
         parts[-1] = (parts[-1][0], parts[-1][1] + tail)
         head = wire.stream_headers(c, extra, keep_alive and not abort) + chunk(role)
         return Response(head, parts, record, keep_alive and not abort, abort_after=abort)
+
+    def _bill(self, req: Request, c: Completion, lava_id: str | None, tokens: int) -> None:
+        self._billing.record(
+            lava_id, c.model.name, c.model.wire_id, c.completion_id,
+            c.prompt_tokens, tokens, req.metadata,
+        )  # fmt: skip
 
     def _fault_error(
         self, req: Request, c: Completion, fault: str, extra: bytes

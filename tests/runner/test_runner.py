@@ -297,3 +297,45 @@ def test_a_request_built_later_waits_and_an_interrupt_ends_the_wait() -> None:
 
     outcome = asyncio.run(go())
     assert [r.item_id for r in sink.rows] == ["i0"] and outcome.not_started == 2
+
+
+class CutClient:
+    """Every attempt: a 200 whose stream is cut after two chunks (may have been billed)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, request: WireRequest) -> Attempt:
+        from lavabench.errors import StreamBroken
+
+        self.calls += 1
+        attempt = Attempt(send_ns=1, started_at=datetime.now(UTC), headers_ns=2, end_ns=9,
+                          http_status=200, error=StreamBroken("cut", http_status=200))  # fmt: skip
+        attempt.result = StreamResult(token_times_ns=[3, 4], content_chunks=2)
+        return attempt
+
+
+def test_a_billed_failed_attempt_is_settled_and_its_retry_reserves_again() -> None:
+    from lavabench.load.budget import SpendGuard, request_upper_pico
+
+    job = plan_jobs(MODELS[:1], PROMPTS[:1])[0]
+    billed = (job.prompt.estimated_tokens() * 1 + 2 * 2) * 10**6  # $1 in, $2 out per 1M
+    # room for the first attempt, and for one retry once the first has cost `billed`
+    guard = SpendGuard(budget_pico=request_upper_pico(job, 16) + billed, max_tokens=16)
+    settings = RunSettings(run_id="r", endpoint="sim", concurrency=1, max_tokens=16,
+                           stream=True, keep_text=True, retry=RetryPolicy())  # fmt: skip
+    sink, client = ListSink(), CutClient()
+
+    async def no_sleep(_s: float) -> None:
+        return None
+
+    runner = Runner(settings, client=client, sink=sink, rate=NoCap(), budget=guard,
+                    make_request=lambda j: WireRequest(j.job_id, {}, b"", True),
+                    sleep=no_sleep)  # fmt: skip
+    outcome = asyncio.run(runner.run([job]))
+    (row,) = sink.rows
+    assert row.cost_source == "estimate" and row.cost_pico_usd == billed
+    assert client.calls == 2 and row.retry_cost_pico_usd == billed  # 1st attempt: a retry
+    assert outcome.budget_reached and "not retried" in row.error_message
+    # before: only the final attempt (or nothing) reached the budget
+    assert guard.spent_pico == 2 * billed and guard.reserved_pico == 0
