@@ -1,5 +1,11 @@
 """`json`: the response is valid JSON (optionally against a JSON Schema, optionally equal to
-the reference). A ```json fence around the whole response is allowed, as IFEval allows it."""
+the reference). A ```json fence around the whole response is allowed, as IFEval allows it.
+
+For `response_format` runs two figures are kept apart: `format_ok` says the output parsed
+and validated against `schema` (the schema-valid rate), and with `field_accuracy: true` the
+score is the share of the reference object's top-level fields the response got right (field
+accuracy), correct only when all are. Output that does not parse is *unparsed*
+(`format_ok` false), as a tool call with malformed arguments is."""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ _OPTIONS: dict[str, tuple[type, ...]] = {
     "schema": (dict,),
     "compare_reference": (bool,),
     "strict": (bool,),
+    "field_accuracy": (bool,),
 }
 _OPEN_FENCE = re.compile(r"^```[ \t]*(?:json)?[ \t]*\n?", re.IGNORECASE)
 _MISSING = object()
@@ -75,16 +82,33 @@ def json_grader(response_text: str, reference: str | None, options: Mapping[str,
     check_options("json", options, _OPTIONS)
     value = parse_json(response_text, bool(options.get("strict", True)))
     if value is _MISSING:
-        return verdict(False, None)
+        return Grade(False, 0.0, None, format_ok=False)
     extracted = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     ok = True
     schema = options.get("schema")
     if schema is not None:
         errors = list(_validator(schema).iter_errors(value))
         ok = not errors
+    if options.get("field_accuracy", False) and reference is not None:
+        score = _field_share(value, _reference(reference))
+        return Grade(ok and score == 1.0, score, extracted, format_ok=ok)
     if ok and options.get("compare_reference", False) and reference is not None:
-        try:
-            ok = value == json.loads(reference)
-        except ValueError:
-            raise DatasetError(f"json: reference {reference[:60]!r} is not valid JSON") from None
-    return verdict(ok, extracted)
+        ok = value == _reference(reference)
+    graded = verdict(ok, extracted)
+    return Grade(graded.correct, graded.score, extracted, format_ok=ok or schema is None)
+
+
+def _reference(reference: str) -> Any:
+    try:
+        return json.loads(reference)
+    except ValueError:
+        raise DatasetError(f"json: reference {reference[:60]!r} is not valid JSON") from None
+
+
+def _field_share(value: Any, expected: Any) -> float:
+    """Share of the reference object's top-level fields equal in `value` (0 if not an object)."""
+    if not isinstance(expected, dict) or not expected:
+        raise DatasetError("json: field_accuracy needs a reference JSON object with fields")
+    if not isinstance(value, dict):
+        return 0.0
+    return sum(value.get(k, _MISSING) == v for k, v in expected.items()) / len(expected)

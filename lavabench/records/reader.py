@@ -51,6 +51,7 @@ ANALYSIS_COLUMNS = [
     "cost_pico_usd",
     "grader",
     "correct",
+    "format_ok",  # schema 4+: the grader's format check (unparsed = false)
     "response_cached",
     "finish_reason",
     "judge_cost_pico_usd",

@@ -217,6 +217,7 @@ _TABLE_COLUMNS = {
     "tok_s_p50": "out tok/s p50",
     "error_rate": "error rate",
     "retry_rate": "retry rate",
+    "unparsed_rate": "unparsed rate",  # tool-call / json format failures; - = not checked
     "on_frontier": "frontier",
 }
 

@@ -188,7 +188,8 @@ def test_extraction_table(
     correct: bool,
 ) -> None:
     grade = get_grader(grader)(text, reference, options)
-    assert grade == Grade(correct, 1.0 if correct else 0.0, extracted)
+    # format_ok is checked in the graders' own tests (test_json_format.py, tool calls)
+    assert grade == Grade(correct, 1.0 if correct else 0.0, extracted, grade.format_ok)
 
 
 def test_table_is_large_and_covers_every_grader_with_answers() -> None:
