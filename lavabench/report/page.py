@@ -3,6 +3,10 @@
 Draws what analysis/tables.py and analysis/pick.py computed; computes no statistic itself. Figures use
 matplotlib's object API with the Agg canvas (no pyplot state, no display needed), every
 model keeps one colour across all figures, and a simulated run says so in every title.
+Cost axes tick in dollars. The page is one function per section (header, decision card,
+tables, figures), the decision first; each figure has a "how to read this" (HOW_TO_READ);
+tables carry units (report/formatting.py) and sort on a click with a few lines of inline
+script, so the page stays one file that opens offline.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import io
 import json
 import math
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,10 +28,13 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from lavabench.analysis.pick import PickResult, format_pick, pick_model, verdict_gate
 from lavabench.analysis.tables import cell_table, ecdf_points, model_table, prepare
 from lavabench.records.reader import Runs
+from lavabench.report.decision import card_html, card_markdown, decision_card
+from lavabench.report.formatting import COMPACT, display_cells, notes_for, usd_tick
 from lavabench.report.trends import draw_trends
 
 GREY = "#b8b8b8"
@@ -64,6 +71,47 @@ class _Figures:
         self.items.append((name, title + self.suffix, png.getvalue()))
 
 
+# What each figure shows and how to read it, by figure name (the longest matching prefix).
+HOW_TO_READ = {
+    "quality_vs_price": "Each dot is a model: accuracy (bars: 95% interval) against what 1,000 "
+    "items cost in this run. Up and to the left is better. The black steps join the Pareto "
+    "frontier; grey models are beaten on both axes by another. Models of unknown cost are "
+    "not drawn.",
+    "quality_vs_blended_price": "As above, against the list price blended 3:1 input:output "
+    "per 1M tokens: what the models cost on paper, before each one's own token usage.",
+    "latency_ecdf": "Share of requests (y) that got their first token (left) or finished "
+    "(right) within x seconds. Further left is faster; a curve that stops below 1 had "
+    "failures (the gap is their share).",
+    "speed": "Left: the spread of each request's median gap between tokens. Right: output "
+    "tokens/s against time to first token (median, bars p10-p90): up and to the left is "
+    "better.",
+    "cost": "Total spend in this run, cost per 1,000 items (what decides the pick) and tokens "
+    "per item (pale = input). A long bar on the right explains a long bar in the middle.",
+    "reliability": "Requests that failed after retries, and requests that needed at least one "
+    "retry, as a share of each model's requests. Failures count as wrong answers.",
+    "trends": "Each metric per night; the band is the mean ± 2 sd of the previous nights, so "
+    "a point outside it is unusual for that model.",
+}
+
+
+def how_to_read(name: str) -> str:
+    keys = [k for k in HOW_TO_READ if name.startswith(k)]
+    return HOW_TO_READ[max(keys, key=len)] if keys else ""
+
+
+def dollar_axis(axis: Any, *, log: bool) -> None:
+    """Ticks as `$0.02`, never `3×10⁻²`: on a log axis within two decades the 2x and 5x
+    minor ticks are labelled too (matplotlib labels them in scientific notation)."""
+    axis.set_major_formatter(FuncFormatter(usd_tick))
+    if not log:
+        axis.set_major_locator(MaxNLocator(5))  # "$0.0125" ticks crowd at the default 8-9
+        return
+    axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+    lo, hi = sorted(axis.get_view_interval())
+    narrow = lo > 0 and math.log10(hi / lo) <= 2
+    axis.set_minor_formatter(FuncFormatter(usd_tick) if narrow else NullFormatter())
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
 
@@ -90,14 +138,16 @@ def _quality_vs_price(
                     color="black" if row.on_frontier else "#888888")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel(
-        "observed USD per 1,000 items (log)"
+        "observed cost per 1,000 items (log)"
         if x == "usd_per_1k_items"
-        else "blended list price, USD per 1M tokens (3:1 input:output, log)"
+        else "blended list price per 1M tokens (3:1 input:output, log)"
     )
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{100 * v:.0f} %"))
     ax.set_ylabel("accuracy (95% interval)")
     ax.set_ylim(-0.02, 1.05)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8, title="grey = dominated", title_fontsize=8)
+    dollar_axis(ax.xaxis, log=True)
     figs.save(fig, name, title)
 
 
@@ -111,8 +161,16 @@ def _ecdf_panel(ax: Axes, curves: dict[str, Any], colors: dict[str, Any], xlabel
     ax.grid(True, which="both", alpha=0.3)
 
 
+def _floats(values: pd.Series) -> np.ndarray:
+    """Costs for a bar: an unknown (None / NaN) draws no bar, it is never a zero-length one."""
+    return np.array([math.nan if v is None or pd.isna(v) else float(v) for v in values])
+
+
 def _bars(ax: Axes, models: list[str], values: Any, colors: dict[str, Any], label: str) -> None:
     ax.barh(models, values, color=[colors[m] for m in models])
+    for i, value in enumerate(values):
+        if pd.isna(value):  # said, not left as an empty row that reads as zero
+            ax.text(0, i, " unknown", va="center", fontsize=8, color="#777777")
     ax.set_xlabel(label)
     ax.invert_yaxis()
     ax.grid(True, axis="x", alpha=0.3)
@@ -175,9 +233,11 @@ def draw_figures(
 
     models = list(table["model"])
     fig, (a1, a2, a3) = figs.new(ncols=3, width=13, height=0.9 + 0.32 * max(4, len(models)))
-    _bars(a1, models, table["cost_usd"].astype(float), colors, "total USD")
-    _bars(a2, models, table["usd_per_1k_items"], colors, "USD per 1,000 items")
+    _bars(a1, models, _floats(table["cost_usd"]), colors, "total spent")
+    _bars(a2, models, _floats(table["usd_per_1k_items"]), colors, "cost per 1,000 items")
     a2.set_yticklabels([])
+    for ax in (a1, a2):
+        dollar_axis(ax.xaxis, log=False)
     y = np.arange(len(models))
     a3.barh(y - 0.2, table["prompt_tokens_per_item"], 0.4, color=[colors[m] for m in models],
             alpha=0.5, label="input")  # fmt: skip
@@ -195,49 +255,6 @@ def draw_figures(
     a2.set_yticklabels([])
     figs.save(fig, "reliability", "Reliability: final errors and retried requests")
     return figs.items
-
-
-_TABLE_COLUMNS = {
-    "dataset": "dataset",  # only in the model x dataset table
-    "model": "model",
-    "requests": "requests",
-    "accuracy": "accuracy",
-    "acc_lo": "acc lo",
-    "acc_hi": "acc hi",
-    "usd_per_1k_items": "USD / 1k items",
-    "cost_usd": "total USD",
-    "blended_usd_per_mtok": "blended USD / 1M tok",
-    "ttft_p50_s": "TTFT p50 s",
-    "ttft_p90_s": "TTFT p90 s",
-    "ttft_p99_s": "TTFT p99 s",
-    "e2e_p50_s": "E2E p50 s",
-    "e2e_p90_s": "E2E p90 s",
-    "e2e_p99_s": "E2E p99 s",
-    "itl_p50_s": "ITL p50 s",
-    "tok_s_p50": "out tok/s p50",
-    "error_rate": "error rate",
-    "retry_rate": "retry rate",
-    "unparsed_rate": "unparsed rate",  # tool-call / json format failures; - = not checked
-    "on_frontier": "frontier",
-}
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else ""
-    if isinstance(value, float | np.floating):
-        if math.isnan(value):
-            return "-"
-        if math.isinf(value):
-            return "inf"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _display_table(table: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in _TABLE_COLUMNS if c in table]
-    shown = table[cols].rename(columns=_TABLE_COLUMNS)
-    return shown.map(_fmt)
 
 
 def _jsonable(value: Any) -> Any:
@@ -276,52 +293,169 @@ def write_report(
     figures = (
         draw_figures(runs, prepared, table, out_dir, history_dir, cells) if not table.empty else []
     )
-    decision_text = format_pick(decision)
-    sim = " (simulated)" if runs.simulated else ""
     run_ids = [str(i.get("run_id", d.name)) for i, d in zip(runs.infos, run_dirs, strict=True)]
-    shown = _display_table(table) if not table.empty else pd.DataFrame()
-    verdicts = "\n".join(verdict_gate(runs.infos, run_ids, allow_invalid=True)[0])
-
     several_datasets = not cells.empty and cells["dataset"].nunique() > 1
-    cells_shown = _display_table(cells) if several_datasets else None
-    (out_dir / "summary.md").write_text(
-        _markdown(run_ids, sim, decision_text, shown, verdicts, cells_shown)
+    content = _Content(
+        run_ids=run_ids,
+        sim=" (simulated)" if runs.simulated else "",
+        decision=decision,
+        table=table,
+        cells=cells if several_datasets else None,
+        verdicts="\n".join(verdict_gate(runs.infos, run_ids, allow_invalid=True)[0]),
     )
+    (out_dir / "summary.md").write_text(_markdown(content))
     (out_dir / "summary.json").write_text(
         json.dumps(_summary_json(runs, run_ids, table, cells, decision), indent=2, allow_nan=False)
         + "\n"
     )
     page = out_dir / "index.html"
-    page.write_text(_html(run_ids, sim, decision_text, shown, figures, verdicts))
+    page.write_text(_html(content, figures))
     return page
 
 
-def _markdown(
-    run_ids: list[str],
-    sim: str,
-    decision: str,
-    shown: pd.DataFrame,
-    verdicts: str = "",
-    cells_shown: pd.DataFrame | None = None,
-) -> str:
-    lines = [f"## lavabench report{sim}", "", f"Runs: {', '.join(run_ids)}", ""]
-    if verdicts:
-        lines += ["```", verdicts, "```", ""]
-    lines += ["```", decision, "```", ""]
-    lines += _markdown_table(shown)
-    if cells_shown is not None and not cells_shown.empty:
-        lines += ["", "### Per model x dataset", "", *_markdown_table(cells_shown)]
+@dataclass(frozen=True)
+class _Content:
+    """What the page and summary.md both show, computed once by write_report."""
+
+    run_ids: list[str]
+    sim: str
+    decision: PickResult
+    table: pd.DataFrame
+    cells: pd.DataFrame | None  # the model x dataset table, when there are several datasets
+    verdicts: str
+
+
+# --- summary.md (GitHub's renderer: $GITHUB_STEP_SUMMARY) ------------------------------------
+
+
+def _markdown(c: _Content) -> str:
+    lines = [f"## lavabench report{c.sim}", "", *card_markdown(decision_card(c.decision))]
+    lines += [f"Runs: {', '.join(c.run_ids)}", ""]
+    if c.verdicts:
+        lines += ["```", c.verdicts, "```", ""]
+    lines += ["### Models", "", *_markdown_table(c.table)]
+    lines += ["", "All columns (p99s, ITL, tokens/s, retries): index.html and summary.json."]
+    lines += [f"\n{note}" for note in notes_for(c.table)] if not c.table.empty else []
+    if c.cells is not None:
+        lines += ["", "### Per model x dataset", "", *_markdown_table(c.cells)]
+    lines += ["", "<details><summary>Why each cheaper model was rejected</summary>", ""]
+    lines += ["```", format_pick(c.decision), "```", "", "</details>"]
     return "\n".join(lines) + "\n"
 
 
-def _markdown_table(shown: pd.DataFrame) -> list[str]:
-    if shown.empty:
-        return []
-    return [
-        "| " + " | ".join(shown.columns) + " |",
-        "|" + "---|" * len(shown.columns),
-        *("| " + " | ".join(row) + " |" for row in shown.itertuples(index=False)),
+def _markdown_table(table: pd.DataFrame) -> list[str]:
+    """Numbers right-aligned, units in the cells, `|` escaped, no blank cells (— instead)."""
+    if table.empty:
+        return ["no rows"]
+    columns = display_cells(table, COMPACT)
+    cell = lambda text: (text or " ").replace("|", "\\|")  # noqa: E731
+    header = "| " + " | ".join(cell(col.label) for col, _ in columns) + " |"
+    align = "|" + "|".join(":---" if col.fmt is str else "---:" for col, _ in columns) + "|"
+    rows = [
+        "| " + " | ".join(cell(values[i][0]) for _, values in columns) + " |"
+        for i in range(len(table))
     ]
+    return [header, align, *rows]
+
+
+# --- the page: one function per section ----------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:22px} .sim{color:#b00020} table{border-collapse:collapse;font-size:12px}
+td,th{border:1px solid #ddd;padding:3px 6px;text-align:right} td.text{text-align:left}
+table.sortable th{cursor:pointer;background:#f3f3f3;white-space:nowrap}
+table.sortable th[aria-sort=ascending]::after{content:" ▲"}
+table.sortable th[aria-sort=descending]::after{content:" ▼"}
+.card{border:2px solid #2e7d32;border-radius:8px;padding:10px 16px;margin:12px 0;max-width:900px}
+.card.none{border-color:#b26a00} .card h2{margin:4px 0 8px;font-size:20px}
+.card table.facts th,.card table.facts td{border:0;text-align:left;font-size:14px;padding:2px 8px}
+.card table.facts th{color:#555;font-weight:600;white-space:nowrap}
+.note{font-size:12px;color:#555;max-width:900px} .how{font-size:13px;color:#333;max-width:900px}
+pre{background:#f6f6f6;padding:10px;font-size:12px;white-space:pre-wrap}
+figure{margin:18px 0} img{max-width:100%;height:auto;border:1px solid #eee}
+"""
+
+# Click a header to sort by it (numbers by value, missing last), again to reverse.
+_SORT_JS = """
+document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventListener('click', () => {
+  const body = th.closest('table').tBodies[0], rows = [...body.rows];
+  const dir = th.getAttribute('aria-sort') === 'ascending' ? -1 : 1;
+  th.closest('tr').querySelectorAll('th').forEach(h => h.removeAttribute('aria-sort'));
+  th.setAttribute('aria-sort', dir > 0 ? 'ascending' : 'descending');
+  const key = r => r.cells[col].dataset.sort, num = rows.every(r => key(r) === '' || !isNaN(parseFloat(key(r))));
+  rows.sort((a, b) => { const x = key(a), y = key(b); if (x === '' || y === '') return (x === '') - (y === '');
+    return dir * (num ? parseFloat(x) - parseFloat(y) : x.localeCompare(y)); });
+  rows.forEach(r => body.appendChild(r));
+}));
+"""
+
+
+def _html(c: _Content, figures: list[tuple[str, str, bytes]]) -> str:
+    sections = [
+        _header_section(c),
+        card_html(decision_card(c.decision)),
+        f"<details><summary>Why each cheaper model was rejected</summary>"
+        f"<pre id='pick'>{html.escape(format_pick(c.decision))}</pre></details>",
+        _table_section("Models", "models", c.table),
+    ]
+    if c.cells is not None:
+        sections.append(_table_section("Per model x dataset", "cells", c.cells))
+    sections.append(_figures_section(figures))
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>lavabench report{html.escape(c.sim)}</title><style>{_CSS}</style></head><body>\n"
+        + "\n".join(sections)
+        + f"\n<script>{_SORT_JS}</script></body></html>\n"
+    )
+
+
+def _header_section(c: _Content) -> str:
+    """Title, the runs' measurement verdicts, and what the numbers rest on."""
+    return (
+        f"<h1>lavabench report<span class='sim'>{html.escape(c.sim)}</span></h1>\n"
+        f"<pre id='verdict'>{html.escape(c.verdicts)}</pre>\n"
+        f"<p class='note'>Runs: {html.escape(', '.join(c.run_ids))}. Accuracy intervals: Wilson "
+        "95% (item-cluster t when items were answered more than once). Cost: observed in these "
+        "runs. Failed requests count as wrong and as ∞ latency.</p>"
+    )
+
+
+def _table_section(title: str, table_id: str, table: pd.DataFrame) -> str:
+    """A sortable table: units in the cells, the raw number in data-sort."""
+    if table.empty:
+        return f"<h2>{html.escape(title)}</h2><p>no rows</p>"
+    columns = display_cells(table)
+    head = "".join(f"<th scope='col'>{html.escape(col.label)}</th>" for col, _ in columns)
+    rows = []
+    for i in range(len(table)):
+        tds = "".join(
+            f"<td{' class=text' if col.fmt is str else ''} data-sort='{html.escape(values[i][1])}'>"
+            f"{html.escape(values[i][0])}</td>"
+            for col, values in columns
+        )
+        rows.append(f"<tr>{tds}</tr>")
+    notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes_for(table))
+    return (
+        f"<h2>{html.escape(title)}</h2><p class='note'>Click a column to sort.</p>"
+        f"<table id='{table_id}' class='sortable'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>{notes}"
+    )
+
+
+def _figures_section(figures: list[tuple[str, str, bytes]]) -> str:
+    parts = ["<h2>Figures</h2>"]
+    for name, title, png in figures:
+        data = base64.b64encode(png).decode()
+        how = how_to_read(name)
+        parts.append(
+            f"<figure id='{name}'><img class='figure' alt='{html.escape(title)}' "
+            f"src='data:image/png;base64,{data}'><figcaption>{html.escape(title)} "
+            f"(<a href='{name}.svg'>SVG</a>, <a href='{name}.png'>PNG</a>)"
+            + (f"<p class='how'><b>How to read this:</b> {html.escape(how)}</p>" if how else "")
+            + "</figcaption></figure>"
+        )
+    return "\n".join(parts)
 
 
 def _summary_json(
@@ -345,46 +479,3 @@ def _summary_json(
             "cells": cells.to_dict(orient="records"),  # model x dataset
         }
     )
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222}
-h1{font-size:22px} .sim{color:#b00020} table{border-collapse:collapse;font-size:12px}
-td,th{border:1px solid #ddd;padding:3px 6px;text-align:right} td:first-child{text-align:left}
-pre{background:#f6f6f6;padding:10px;font-size:12px;white-space:pre-wrap}
-figure{margin:18px 0} img{max-width:100%;height:auto;border:1px solid #eee}
-"""
-
-
-def _html(
-    run_ids: list[str],
-    sim: str,
-    decision: str,
-    shown: pd.DataFrame,
-    figures: list[tuple[str, str, bytes]],
-    verdicts: str = "",
-) -> str:
-    """The page; the runs' measurement verdicts sit in the header, under the title."""
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>lavabench report{html.escape(sim)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>lavabench report<span class='sim'>{html.escape(sim)}</span></h1>",
-        f"<pre id='verdict'>{html.escape(verdicts)}</pre>",
-        f"<p>Runs: {html.escape(', '.join(run_ids))}. Accuracy intervals: Wilson 95% "
-        "(item-cluster t when items were answered more than once). Cost: observed, exact. "
-        "Failed requests count as wrong and as +inf latency.</p>",
-        "<h2>Decision</h2>",
-        f"<pre id='pick'>{html.escape(decision)}</pre>",
-        "<h2>Models</h2>",
-        shown.to_html(index=False, border=0, escape=True) if not shown.empty else "<p>no rows</p>",
-        "<h2>Figures</h2>",
-    ]
-    for name, title, png in figures:
-        data = base64.b64encode(png).decode()
-        parts.append(
-            f"<figure id='{name}'><img class='figure' alt='{html.escape(title)}' "
-            f"src='data:image/png;base64,{data}'><figcaption>{html.escape(title)} "
-            f"(<a href='{name}.svg'>SVG</a>, <a href='{name}.png'>PNG</a>)</figcaption></figure>"
-        )
-    parts.append("</body></html>\n")
-    return "\n".join(parts)

@@ -92,6 +92,19 @@ def _chromium() -> tuple[str, str]:
     return browser, driver
 
 
+_LAYOUT_JS = """
+const top = s => { const e = document.querySelector(s); return e && e.getBoundingClientRect().top; };
+const t = document.querySelector('#models');
+return {card: top('#decision'), figure: top('figure'),
+        headline: document.querySelector('#decision h2').textContent,
+        headers: [...t.tHead.rows[0].cells].map(c => c.textContent),
+        rows: [...t.tBodies[0].rows].map(r => [...r.cells].map(c => c.textContent))};
+"""
+_MODELS_JS = (
+    "return [...document.querySelectorAll('#models tbody tr')].map(r => r.cells[0].textContent)"
+)
+
+
 @pytest.mark.timeout(480)
 def test_page_in_headless_chromium(tmp_path: Path) -> None:
     browser, driver_path = _chromium()
@@ -117,12 +130,24 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
             "[e.complete === undefined || e.complete, e.naturalWidth || 0, "
             "e.getBoundingClientRect().width, e.getBoundingClientRect().height])"
         )
+        layout = driver.execute_script(_LAYOUT_JS)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "report.png"))
+        driver.find_element("css selector", "#models th:nth-child(3)").click()  # accuracy
+        by_accuracy = driver.execute_script(_MODELS_JS)
         logs = driver.get_log("browser")
         assert "lavabench report" in driver.title
     finally:
         driver.quit()
+    # the decision first: the card is on screen above the first figure, and says the pick
+    assert layout["card"] is not None and layout["card"] < layout["figure"], layout
+    assert layout["headline"] == "Pick: b"
+    # table cells carry their units
+    cells = dict(zip(layout["headers"], zip(*layout["rows"], strict=True), strict=False))
+    assert all(c.endswith(" %") for c in cells["accuracy"]), cells
+    assert all(c.endswith((" ms", " s", "∞")) for c in cells["TTFT p50"]), cells
+    assert all(c.startswith("$") for c in cells["$ / 1k items"]), cells
+    assert by_accuracy == ["a", "c", "b"]  # sorted without a network: 70 %, 90 %, 96 %
     assert len(sizes) == len(list(page.parent.glob("*.png"))) >= 6
     assert all(ok and natural > 0 and w > 0 and h > 0 for ok, natural, w, h in sizes), sizes
     assert [e for e in logs if e["level"] == "SEVERE"] == []
