@@ -642,9 +642,16 @@ def _row_reference_any(
     return ok, reference
 
 
-def dataset_sha256(path: str | os.PathLike[str]) -> str:
+def dataset_sha256(path: str | os.PathLike[str], *, pair: bool = True) -> str:
     """sha256 of the dataset file's bytes, recorded in run metadata to pin the exact data.
-    For a folder: sha256 of the sorted "relative/path sha256" lines of every file in it."""
+    For a folder: sha256 of the sorted "relative/path sha256" lines of every file in it.
+    A BFCL question file with its ground truth in `possible_answer/` beside it: the same
+    listing over both files, since the answers decide every grade."""
+    answers = Path(path).parent / "possible_answer" / Path(path).name
+    if pair and answers.is_file() and Path(path).is_file():
+        lines = f"{Path(path).name} {dataset_sha256(path, pair=False)}\n"
+        lines += f"possible_answer/{answers.name} {dataset_sha256(answers, pair=False)}\n"
+        return hashlib.sha256(lines.encode("utf-8")).hexdigest()
     if Path(path).is_dir():
         root = Path(path)
         lines = [

@@ -62,3 +62,17 @@ def test_bad_tool_settings_fail_before_any_request(tmp_path: Path) -> None:
                  tools_field="tools")  # fmt: skip
     with pytest.raises(DatasetError, match=r"items.jsonl:1: field 'tools'"):
         load_prompts(spec)
+
+
+def test_bfcl_dataset_hash_covers_the_ground_truth(tmp_path: Path) -> None:
+    from lavabench.datasets.spec import dataset_sha256
+
+    question = tmp_path / "BFCL_v4_simple_python.json"
+    question.write_text('{"id": "simple_python_0"}\n')
+    alone = dataset_sha256(question)
+    (tmp_path / "possible_answer").mkdir()
+    truth = tmp_path / "possible_answer" / question.name
+    truth.write_text('{"id": "simple_python_0", "ground_truth": []}\n')
+    with_truth = dataset_sha256(question)
+    truth.write_text('{"id": "simple_python_0", "ground_truth": [{"f": {}}]}\n')
+    assert len({alone, with_truth, dataset_sha256(question)}) == 3
