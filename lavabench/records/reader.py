@@ -63,6 +63,13 @@ ANALYSIS_COLUMNS = [
     "cost_source",
     "truncated",
     "retry_cost_pico_usd",
+    # workloads and time slices (schema 6+): cache state, sessions, send times
+    "cached_tokens",
+    "first_send_ns",
+    "workload_kind",
+    "target_prompt_tokens",
+    "session_id",
+    "turn_index",
 ]
 # Read beside any selection, for one_row_per_job; dropped again unless asked for.
 _JOB_KEYS = ["job_id", "status"]

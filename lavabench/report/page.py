@@ -36,6 +36,7 @@ from lavabench.records.reader import Runs
 from lavabench.report.decision import card_html, card_markdown, decision_card
 from lavabench.report.formatting import COMPACT, display_cells, notes_for, usd_tick
 from lavabench.report.trends import draw_trends
+from lavabench.report.workloads import draw_workload_figures
 
 GREY = "#b8b8b8"
 DPI = 110
@@ -254,6 +255,7 @@ def draw_figures(
     _bars(a2, models, 100 * table["retry_rate"], colors, "retried, % of requests")
     a2.set_yticklabels([])
     figs.save(fig, "reliability", "Reliability: final errors and retried requests")
+    draw_workload_figures(runs.rows, figs, colors)  # time slices; per-turn TTFT (workloads)
     return figs.items
 
 

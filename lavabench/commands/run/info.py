@@ -25,6 +25,7 @@ from lavabench.records.schema import SCHEMA_VERSION
 from lavabench.records.verdict import verdict_lines
 from lavabench.redaction import redact_mapping, redact_text
 from lavabench.report.terminal import print_summary
+from lavabench.report.workloads import print_workload_tables
 from lavabench.runner.loop import RunOutcome
 from lavabench.wire.endpoints import Endpoint
 
@@ -126,9 +127,10 @@ def print_end(
     secrets: list[str],
 ) -> None:
     sim_note = " (simulated)" if p.conf.endpoint.kind == "sim" else ""
-    print_summary(
-        per_model_summary(read_columns(run_dir)), title=f"lavabench run {run_id}{sim_note}"
-    )
+    rows = read_columns(run_dir)
+    print_summary(per_model_summary(rows), title=f"lavabench run {run_id}{sim_note}")
+    if p.workload is not None:
+        print_workload_tables(rows.to_pandas())
     print(f"records: {records_path}")
     print(f"run:     {run_dir / 'run.json'}")
     if outcome.load_sweep_text:
