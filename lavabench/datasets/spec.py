@@ -649,9 +649,9 @@ def dataset_sha256(path: str | os.PathLike[str], *, pair: bool = True) -> str:
     listing over both files, since the answers decide every grade."""
     answers = Path(path).parent / "possible_answer" / Path(path).name
     if pair and answers.is_file() and Path(path).is_file():
-        lines = f"{Path(path).name} {dataset_sha256(path, pair=False)}\n"
-        lines += f"possible_answer/{answers.name} {dataset_sha256(answers, pair=False)}\n"
-        return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+        pair_lines = f"{Path(path).name} {dataset_sha256(path, pair=False)}\n"
+        pair_lines += f"possible_answer/{answers.name} {dataset_sha256(answers, pair=False)}\n"
+        return hashlib.sha256(pair_lines.encode("utf-8")).hexdigest()
     if Path(path).is_dir():
         root = Path(path)
         lines = [
