@@ -365,7 +365,8 @@ def _markdown_table(table: pd.DataFrame) -> list[str]:
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{font-size:22px} .sim{color:#b00020} table{border-collapse:collapse;font-size:12px}
-td,th{border:1px solid #ddd;padding:3px 6px;text-align:right} td.text{text-align:left}
+td,th{border:1px solid #ddd;padding:3px 6px;text-align:right} td.text,th.text{text-align:left}
+.scroll{overflow-x:auto;max-width:100%}
 table.sortable th{cursor:pointer;background:#f3f3f3;white-space:nowrap}
 table.sortable th[aria-sort=ascending]::after{content:" ▲"}
 table.sortable th[aria-sort=descending]::after{content:" ▼"}
@@ -428,7 +429,10 @@ def _table_section(title: str, table_id: str, table: pd.DataFrame) -> str:
     if table.empty:
         return f"<h2>{html.escape(title)}</h2><p>no rows</p>"
     columns = display_cells(table)
-    head = "".join(f"<th scope='col'>{html.escape(col.label)}</th>" for col, _ in columns)
+    head = "".join(
+        f"<th scope='col'{' class=text' if col.fmt is str else ''}>{html.escape(col.label)}</th>"
+        for col, _ in columns
+    )
     rows = []
     for i in range(len(table)):
         tds = "".join(
@@ -440,8 +444,8 @@ def _table_section(title: str, table_id: str, table: pd.DataFrame) -> str:
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes_for(table))
     return (
         f"<h2>{html.escape(title)}</h2><p class='note'>Click a column to sort.</p>"
-        f"<table id='{table_id}' class='sortable'><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>{notes}"
+        f"<div class='scroll'><table id='{table_id}' class='sortable'><thead><tr>{head}</tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table></div>{notes}"
     )
 
 
