@@ -11,7 +11,8 @@ per-night statistic (analysis/nights.py), in one of two ways:
   the mean log of the last K nights (tonight included) against the older nights' mean, t
   bound from the night-to-night spread pooled over the models of the compare (drift is the
   real noise; one model's own 5-20 nights leave t crit at 5-11). The practical threshold
-  applies to that same mean, so printed change = tested change; tonight alone against the
+  (flag from +10 %) applies to that same mean, the row counts as measurable when its MDE
+  reaches `nightly.detect` (+20 %: what the last-3-nights mean can see at 5 % drift), so printed change = tested change; tonight alone against the
   reference is a `suspect` warning that never fails. A model whose own spread is
   significantly above the pool (F test at 1 %) uses its own.
 - with fewer nights (or a run-dir baseline): tonight against the baseline nights' mean with a
@@ -73,15 +74,20 @@ class CompareConfig:
     same_session_hours: float = 2.0
     outage_error_share: float = 0.10
     blind_share: float = 0.5
-    nightly_thresholds: dict[str, float] = field(default_factory=dict)
+    nightly_detect: dict[str, float] = field(default_factory=dict)
 
-    def threshold(self, metric: str, nightly: bool = False) -> float:
-        """The practical threshold of `metric` (relative, or absolute for rates); a history
-        baseline uses `nightly.thresholds` where set (drift hides smaller latency changes)."""
-        if nightly and metric in self.nightly_thresholds:
-            return float(self.nightly_thresholds[metric])
+    def threshold(self, metric: str) -> float:
+        """The practical threshold of `metric` (relative, or absolute for rates)."""
         default = {"error_rate": 0.01, "accuracy": 0.02}.get(metric, 0.10)
         return float(self.thresholds.get(metric, default))
+
+    def target(self, metric: str, nightly: bool = False) -> float:
+        """The change a row must be able to detect to count as measurable: its threshold, or
+        `nightly.detect` against history (drift hides latency changes near the threshold:
+        a nightly gate promises to catch a persistent +20 %, and flags from +10 %)."""
+        if nightly and metric in self.nightly_detect:
+            return float(self.nightly_detect[metric])
+        return self.threshold(metric)
 
 
 _TOP = {"alpha", "fdr", "power", "gating", "thresholds", "nightly", "blind_share"}
@@ -91,7 +97,7 @@ _NIGHTLY = {
     "drift_allowance",
     "same_session_hours",
     "outage_error_share",
-    "thresholds",
+    "detect",
 }
 
 
@@ -140,7 +146,7 @@ def load_compare_config(path: Path | str) -> CompareConfig:
         same_session_hours=float(nightly.get("same_session_hours", d.same_session_hours)),
         outage_error_share=float(nightly.get("outage_error_share", d.outage_error_share)),
         blind_share=float(raw.get("blind_share", d.blind_share)),
-        nightly_thresholds=_metric_map(path, nightly.get("thresholds"), "nightly.thresholds"),
+        nightly_detect=_metric_map(path, nightly.get("detect"), "nightly.detect"),
     )
     if not (0 < cfg.alpha < 1 and 0 < cfg.fdr < 1 and 0.5 <= cfg.power < 1):
         raise ConfigError(f"{path}: alpha, fdr in (0,1) and power in [0.5,1) required")

@@ -43,6 +43,7 @@ class Row:
     n_current: int
     threshold: float
     gating: bool
+    target: float = math.nan  # the change the row must be able to detect (MDE <= target)
     p: float = math.nan
     p_improve: float = math.nan
     p_adjusted: float = math.nan
@@ -61,8 +62,9 @@ class Row:
 
     @property
     def can_detect(self) -> bool:
-        """The row's sample could detect a change of its threshold (MDE <= threshold)."""
-        return bool(self.mde <= self.threshold)
+        """The row's sample could detect its target change (MDE <= target; the target is
+        the threshold, except `nightly.detect` for latency rows against history)."""
+        return bool(self.mde <= self.target)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def _row(setting: Setting, model: str, dataset: str, metric: str, **kw: str) -> 
     row = Row(
         model=model, dataset=dataset, metric=metric, test="", unit="relative",
         baseline=math.nan, current=math.nan, change=math.nan, n_baseline=0, n_current=0,
-        threshold=cfg.threshold(metric, nightly=setting.history),
+        threshold=cfg.threshold(metric), target=cfg.target(metric, nightly=setting.history),
         gating=metric in cfg.gating and metric != "ttft_p99",
     )  # fmt: skip
     for key, value in kw.items():
@@ -302,7 +304,7 @@ def _allowance_row(
     row.mde = math.exp(crit * row.se) - 1
     if row.can_detect:
         return
-    target = (math.log1p(row.threshold) / crit) ** 2
+    target = (math.log1p(row.target) / crit) ** 2
     drift_var = var - sampling
     if drift_var < target and sampling > 0:
         row.need_factor = sampling / (target - drift_var)
@@ -313,9 +315,9 @@ def _allowance_row(
 
 
 def _need_nights(row: Row, setting: Setting, var: float, members: int, have: int) -> None:
-    """Nights of history the nightly test needs for MDE <= threshold at this spread."""
+    """Nights of history the nightly test needs for MDE <= target at this spread."""
     cfg = setting.config
-    k, target = cfg.recent_nights, math.log1p(row.threshold)
+    k, target = cfg.recent_nights, math.log1p(row.target)
     n_ref = np.arange(cfg.min_reference_nights, MAX_NIGHTS)
     dof = members * (n_ref - 1)
     crit = _crit(setting.alpha_m, dof) + _crit(1 - cfg.power, dof)
@@ -327,7 +329,7 @@ def _need_nights(row: Row, setting: Setting, var: float, members: int, have: int
         return
     z = float(_crit(setting.alpha_m, math.inf) + _crit(1 - cfg.power, math.inf))
     floor = math.exp(z * math.sqrt(var / k)) - 1
-    text = f"cannot see {row.threshold:.0%} at this drift (last-{k}-nights floor {floor:.0%})"
+    text = f"cannot see {row.target:.0%} at this drift (last-{k}-nights floor {floor:.0%})"
     row.need = f"{row.need}; {text}" if row.need else text
 
 
@@ -416,7 +418,7 @@ def error_row(setting: Setting, index: SideIndex, model: str, dataset: str, kept
     row.test += f" (over-dispersion {phi:.1f} from {windows} one-minute windows)"
     row.note = f"errors {e_c}/{n_c} vs {e_b}/{n_b}"
     if not row.can_detect:
-        row.need_factor = (row.mde / row.threshold) ** 2
+        row.need_factor = (row.mde / row.target) ** 2
         row.need = f"~{row.need_factor:.1f}x the requests"
     return row
 
@@ -457,7 +459,7 @@ def accuracy_row(
         _unpaired_accuracy(row, setting, kb, kc)
     row.change = row.current - row.baseline
     if not row.can_detect:
-        row.need_factor = (row.mde / row.threshold) ** 2
+        row.need_factor = (row.mde / row.target) ** 2
         row.need = f"~{row.need_factor:.1f}x the items (or answers per item)"
     return row
 

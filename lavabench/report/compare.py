@@ -66,11 +66,11 @@ def headline(result: CompareResult) -> str:
             else ""
         )
         return (
-            f"BLIND: {unseen} of {total} gating rows cannot detect their threshold"
+            f"BLIND: {unseen} of {total} gating rows cannot detect their target change"
             + (f"; need {need}" if need else "")
             + missing
         )
-    return f"no regression in the {total - unseen} of {total} gating rows that can see ({detect} can detect their threshold)"
+    return f"no regression in the {total - unseen} of {total} gating rows that can see ({detect} can detect their target change)"
 
 
 def counts_line(result: CompareResult) -> str:
@@ -80,7 +80,7 @@ def counts_line(result: CompareResult) -> str:
     return (
         f"Gating rows: {total} = {c['regressed']} regressed / {c['ok']} ok / "
         f"{c['not measurable']} not measurable / {c['missing']} missing; "
-        f"{detect} of {total} ({share}) can detect their threshold."
+        f"{detect} of {total} ({share}) can detect their target change (MDE <= target)."
     )
 
 
@@ -107,7 +107,7 @@ def to_markdown(result: CompareResult) -> str:
         f"- **{r.model}/{r.dataset} {r.metric}** {r.warning}" for r in result.rows if r.warning
     ]
     lines.append(
-        "\n| model | dataset | metric | gate | baseline | current | change | threshold | MDE "
+        "\n| model | dataset | metric | gate | baseline | current | change | threshold | MDE / target "
         "| p (adj) | status | test | note |"
     )
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -119,12 +119,14 @@ def to_markdown(result: CompareResult) -> str:
         lines.append(
             f"| {r.model} | {r.dataset} | {r.metric} | {'yes' if r.gating else 'no'} "
             f"| {_value(r, r.baseline)} | {_value(r, r.current)} | {_change(r)} "
-            f"| {_limit(r, r.threshold)} | {_limit(r, r.mde)} | {_p(r.p_adjusted)} "
+            f"| {_limit(r, r.threshold)} | {_limit(r, r.mde)} / {_limit(r, r.target)} "
+            f"| {_p(r.p_adjusted)} "
             f"| {status} | {r.test} (n={r.n_baseline}/{r.n_current}) | {note} |"
         )
     lines.append(
         "\n`not measurable`: no flag, but the smallest change this sample could detect (MDE) "
-        "is above the threshold: more nights, requests or items are needed to call it a pass. "
+        "is above the row's target (its threshold; against history, `nightly.detect` for "
+        "latency): more nights, requests or items are needed to call it a pass. "
         "Nightly rows: baseline = the reference nights' geometric mean, current = the last "
         f"{result.config.recent_nights} nights' (tonight included): the tested change."
     )

@@ -127,12 +127,12 @@ def test_nightly_mode_tests_the_last_k_nights_and_prints_what_it_tests() -> None
 
 def test_one_night_step_is_suspect_then_regressed_within_k_nights() -> None:
     history = _nights(12)
-    night1 = compare(history, synthetic(9, run_id="t1", ttft_factor=1.5), CFG)
+    night1 = compare(history, synthetic(9, run_id="t1", ttft_factor=1.3), CFG)
     row = next(r for r in night1.rows if r.metric == "ttft_p90" and r.model == "a")
     assert row.status != "regressed" and row.warning.startswith("suspect")
     assert night1.exit_code != 1  # a warning never fails
-    slow = synthetic(9, run_id="t1", ttft_factor=1.5).assign(run_started_at="2026-02-01")
-    night2 = compare(pd.concat([history, slow]), synthetic(10, run_id="t2", ttft_factor=1.5), CFG)
+    slow = synthetic(9, run_id="t1", ttft_factor=1.3).assign(run_started_at="2026-02-01")
+    night2 = compare(pd.concat([history, slow]), synthetic(10, run_id="t2", ttft_factor=1.3), CFG)
     assert ("a", "ttft_p90") in {(r.model, r.metric) for r in night2.regressions}
 
 

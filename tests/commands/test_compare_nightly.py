@@ -200,4 +200,4 @@ def test_far_apart_one_run_baseline_warns_and_allows_drift(tmp_path: Path, capsy
     _, result, out = compare_cli(capsys, "--baseline", str(base), "--current", str(cur))
     assert any(n.startswith("WARNING") and "24.0 h" in n for n in result["notes"])
     assert "drift allowance 5%" in rows_of(result, "a", "ttft_p90")["test"]
-    assert "Gating rows: 10 =" in out and "can detect their threshold" in out
+    assert "Gating rows: 10 =" in out and "can detect their target change" in out
