@@ -23,6 +23,7 @@ from lavabench.config import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 JITTER, SKILL = 0.15, 0.75
+RUN = {"history": False, "hours_apart": 0.1}  # two runs minutes apart (no drift between them)
 
 
 def night(rng: np.random.Generator, n: int, difficulty: np.ndarray, ttft: float = 1.0,
@@ -77,7 +78,7 @@ def main() -> None:
     def alarms(k: int, n: int, **kw: float) -> tuple[int, dict[str, int]]:
         hits, per = 0, {}
         for _ in range(k):
-            result = compare(night(rng, n, difficulty), night(rng, n, difficulty, **kw), cfg)
+            result = compare(night(rng, n, difficulty), night(rng, n, difficulty, **kw), cfg, **RUN)
             hits += result.exit_code
             for r in result.regressions:
                 per[f"{r.model}/{r.metric}"] = per.get(f"{r.model}/{r.metric}", 0) + 1
@@ -90,7 +91,7 @@ def main() -> None:
     def caught(n: int, metric: str, **kw: float) -> float:
         hits = 0
         for _ in range(opts.detect):
-            result = compare(night(rng, n, difficulty), night(rng, n, difficulty, **kw), cfg)
+            result = compare(night(rng, n, difficulty), night(rng, n, difficulty, **kw), cfg, **RUN)
             hits += any(r.model == "a" and r.metric == metric for r in result.regressions)
         return hits / opts.detect
 
