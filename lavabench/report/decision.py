@@ -80,7 +80,8 @@ def decision_card(result: PickResult) -> Card:
             ("its bound", _bound(near, result)),
             ("why not", "; ".join(near.reasons) or "—"),
         ]
-        return Card(f"No model qualifies (closest: {near.model})", False, facts)
+        headline = f"No model qualifies (closest: {near.model})"
+        return Card(headline, False, _cost_caveats(result, facts))
     facts += [("cost", _cost(pick)), ("how sure", _bound(pick, result))]
     if runner_up is None:
         facts.append(("runner-up", "none qualifies"))
@@ -94,7 +95,18 @@ def decision_card(result: PickResult) -> Card:
     cheaper = len(result.rejected_cheaper)
     if cheaper:
         facts.append(("cheaper, rejected", f"{cheaper} model(s), reasons below"))
-    return Card(f"Pick: {pick.model}", True, facts)
+    return Card(f"Pick: {pick.model}", True, _cost_caveats(result, facts))
+
+
+def _cost_caveats(result: PickResult, facts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """What the cost ranking leaves out or folds in (analysis.pick says; older results
+    lack these attributes, hence getattr)."""
+    if getattr(result, "cost_includes_grading", False):
+        facts.append(("cost includes", "the judge's requests (grading spend)"))
+    unranked = [c.model for c in getattr(result, "cost_unknown", None) or []]
+    if unranked:
+        facts.append(("not ranked", f"{', '.join(unranked)}: cost unknown (answers without usage)"))
+    return facts
 
 
 def card_html(card: Card) -> str:

@@ -115,3 +115,22 @@ def test_summary_md_leads_with_the_decision(tmp_path: Path) -> None:
     row_b = next(line for line in md if line.startswith("| b |"))
     assert " % |" in row_b and "| $0.0300 |" in row_b and " ms |" in row_b
     assert all(how_to_read(n) for n in ("quality_vs_price_d1", "latency_ecdf", "cost", "trends"))
+
+
+class _PickWithCostNotes(PickResult):
+    """A PickResult as analysis.pick makes it once unknown costs are kept apart."""
+
+    cost_includes_grading = True
+
+    @property
+    def cost_unknown(self) -> list[Candidate]:
+        return [_candidate("dark", math.nan, 0.99, False)]
+
+
+def test_decision_card_says_what_the_cost_leaves_out() -> None:
+    result = _PickWithCostNotes(0.5, None, None, 0.05, None, [_candidate("mid", 0.4, 0.9, True)])
+    facts = dict(decision_card(result).facts)
+    assert facts["cost includes"].startswith("the judge's requests")
+    assert facts["not ranked"].startswith("dark: cost unknown")
+    plain = PickResult(0.5, None, None, 0.05, None, [_candidate("mid", 0.4, 0.9, True)])
+    assert {"not ranked", "cost includes"}.isdisjoint(dict(decision_card(plain).facts))
