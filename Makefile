@@ -42,13 +42,16 @@ docs: setup
 	$(BIN)/python -c "from lavabench.records.schema import records_markdown; print(records_markdown(), end='')" > docs/records.md
 
 # The nightly pipeline locally against the simulator: two runs (the second with glm-5 made
-# 30% slower), history, compare (exits 1: the injected regression), report.
+# 30% slower), history, compare against the history (one night: a 5% drift allowance, so
+# mostly blind, exit 4) and against the first run minutes before (a one-run baseline
+# assumes no drift: the injected regression should exit 1), report.
 NIGHTLY := results/nightly-local
 nightly: setup
 	rm -rf $(NIGHTLY)
 	$(BIN)/lavabench run model=[gpt-oss-20b,glm-5] dataset.limit=60 results_dir=$(NIGHTLY) run_id=night-1 sim.seed=1
 	$(BIN)/lavabench history add $(NIGHTLY)/night-1 --dir $(NIGHTLY)/history
 	$(BIN)/lavabench run model=[gpt-oss-20b,glm-5] dataset.limit=60 results_dir=$(NIGHTLY) run_id=night-2 sim.seed=2 +sim.models.glm-5.latency_factor=1.3
-	-$(BIN)/lavabench compare --baseline 'history[:7]' --history-dir $(NIGHTLY)/history --current $(NIGHTLY)/night-2 --markdown $(NIGHTLY)/summary.md --json $(NIGHTLY)/compare.json
+	-$(BIN)/lavabench compare --baseline 'history[:45]' --history-dir $(NIGHTLY)/history --current $(NIGHTLY)/night-2 --markdown $(NIGHTLY)/summary.md --json $(NIGHTLY)/compare.json
+	-$(BIN)/lavabench compare --baseline $(NIGHTLY)/night-1 --current $(NIGHTLY)/night-2 --markdown $(NIGHTLY)/summary.md
 	$(BIN)/lavabench history add $(NIGHTLY)/night-2 --dir $(NIGHTLY)/history
 	$(BIN)/lavabench report $(NIGHTLY)/night-2

@@ -239,6 +239,7 @@ def main() -> None:
             _run(script, *q)
         _run("bench_report.py")
         _run("bench_compare.py")
+        _run("bench_compare_calibration.py")  # the nightly gate: ~200 pipelines per setting
     sim = json.loads((RESULTS / "sim.json").read_text())
     client = json.loads((RESULTS / "client.json").read_text())
     bare = json.loads((RESULTS / "aiohttp.json").read_text())
@@ -309,6 +310,10 @@ def main() -> None:
         f"| -5 pt accuracy detected | {acc['comparisons']} | 2,000 | {acc['rate_at_n2000']:.0%} | >= 95% |",
         "",
     ]
+    calibration = RESULTS / "compare_calibration.md"
+    if calibration.exists():  # its own table (bench/bench_compare_calibration.py), one level down
+        body = calibration.read_text().splitlines()
+        lines += ["", "## " + body[0].lstrip("# "), *body[1:]]
     lines += targets_section(client, bare, peers, rate, memory, report)
     (RESULTS / "latest.md").write_text("\n".join(lines))
     raw = {"simulator": sim, "client": client, "bare_aiohttp": bare, "peers": peers,
