@@ -1,0 +1,149 @@
+"""Adaptive pick vs the full run on seeded simulations -> bench/results/adaptive.md.
+
+100 simulations per scenario of 20 models with known skills (true accuracy per answer), theta
+0.85, 1,319 items (GSM8K's test set). Answers are paired: each item has one difficulty shared by
+all models (a Gaussian copula, correlation RHO), so a model's answer is right with exactly its
+skill's probability and models agree on which items are hard (statistics.md, "Simulator truth").
+Items are shuffled per simulation and sent in rounds of BATCH to the models `plan` asks for,
+with the decisions of lavabench.analysis.adaptive (the code `lavabench pick --adaptive` uses).
+
+Wrong pick (counted per simulation):
+- the pick's true accuracy is below theta, or
+- a cheaper model whose true accuracy is above theta was not picked (a model *at* theta is not
+  "truly adequate": no test can tell it from theta, and accepting it is the error the test
+  bounds at alpha/K).
+"No pick" (nothing certified) is counted apart, like "pick differs from the full run's".
+The full run = every model on every item, `pick`'s rule (one-sided Wilson at alpha/K >= theta).
+Fast: numpy-vectorised per simulation; a few seconds on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from lavabench.analysis.adaptive import (
+    ALPHA,
+    ModelState,
+    log_wealth_paths,
+    model_state,
+    plan,
+    prefix_state,
+)
+from lavabench.analysis.intervals import wilson_interval
+
+ROOT = Path(__file__).resolve().parent.parent
+THETA, ITEMS, RHO = 0.85, 1319, 0.5
+# USD per item, cheapest first (spread like the catalog's blended list prices x GSM8K tokens)
+PRICES = np.geomspace(2e-5, 4e-3, 20)
+SCENARIOS = {
+    # no model at theta cheaper than the cheapest adequate one (statistics.md's setting)
+    "clear": [0.30, 0.45, 0.55, 0.62, 0.70, 0.74, 0.78, 0.80, 0.93, 0.88,
+              0.85, 0.95, 0.90, 0.85, 0.97, 0.92, 0.96, 0.98, 0.94, 0.97],
+    # two models exactly at theta are cheaper than the cheapest adequate one
+    "at-threshold": [0.30, 0.45, 0.55, 0.62, 0.85, 0.74, 0.78, 0.85, 0.93, 0.88,
+                     0.85, 0.95, 0.90, 0.85, 0.97, 0.92, 0.96, 0.98, 0.94, 0.97],
+}  # fmt: skip
+
+
+def answers(rng: np.random.Generator, skills: np.ndarray) -> np.ndarray:
+    """(models, items) bool: right with probability = skill, item difficulty shared."""
+    z_item = rng.standard_normal(ITEMS)
+    z = RHO**0.5 * z_item + (1 - RHO) ** 0.5 * rng.standard_normal((len(skills), ITEMS))
+    return stats.norm.cdf(z) < skills[:, None]
+
+
+def adaptive_run(x: np.ndarray, batch: int, window: int | None) -> tuple[np.ndarray, str | None]:
+    """Items used per model and the certified pick, rounds as `plan` schedules them."""
+    m = len(x)
+    paths = log_wealth_paths(x, THETA)  # (2, models, items)
+    used = np.zeros(m, dtype=int)
+    names = [f"m{i:02d}" for i in range(m)]
+    full = [model_state(names[i], PRICES[i], x[i], THETA, ALPHA, m, paths[:, i]) for i in range(m)]
+    while True:
+        states: list[ModelState] = [
+            prefix_state(full[i], x[i], paths[:, i], used[i]) for i in range(m)
+        ]
+        p = plan(states, ITEMS, window)
+        if p.done:
+            return used, p.pick
+        for name in p.need_items:
+            i = names.index(name)
+            used[i] = min(ITEMS, used[i] + batch)
+
+
+def full_run_pick(x: np.ndarray) -> int | None:
+    k = len(x)
+    for i in range(k):
+        lo = wilson_interval(int(x[i].sum()), ITEMS, 1 - ALPHA / k, "greater")[0]
+        if lo >= THETA:
+            return i
+    return None
+
+
+def simulate(skills: list[float], sims: int, batch: int, window: int | None) -> dict:
+    s = np.asarray(skills)
+    adequate = np.flatnonzero(s > THETA)
+    wrong = nopick = differs = 0
+    req = spend = 0.0
+    for seed in range(sims):
+        x = answers(np.random.default_rng(seed), s)
+        used, pick = adaptive_run(x, batch, window)
+        full = full_run_pick(x)
+        i = None if pick is None else int(pick[1:])
+        if i is None:
+            nopick += 1
+        elif s[i] < THETA or (adequate < i).any():
+            wrong += 1
+        differs += i != full
+        req += used.sum() / (ITEMS * len(s))
+        spend += (used * PRICES).sum() / (ITEMS * PRICES.sum())
+    return {"wrong": wrong, "nopick": nopick, "differs": differs,
+            "requests": req / sims, "spend": spend / sims}  # fmt: skip
+
+
+def _rate(k: int, n: int) -> str:
+    lo, hi = wilson_interval(k, n)
+    return f"{k}/{n} [{lo:.3f}, {hi:.3f}]"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sims", type=int, default=100)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adaptive.md")
+    opts = ap.parse_args()
+    t0 = time.perf_counter()
+    full_requests = ITEMS * len(PRICES)
+    lines = [
+        "# Adaptive pick vs full run (bench/bench_adaptive.py)",
+        "",
+        f"{opts.sims} seeded simulations per row; 20 models, theta {THETA}, {ITEMS} items, "
+        f"alpha {ALPHA} (bar K/alpha = {len(PRICES) / ALPHA:.0f}); full run = "
+        f"{full_requests:,} requests, ${ITEMS * PRICES.sum():.2f}. Intervals: Wilson 95 %.",
+        "",
+        "| scenario | batch | window | wrong picks | no pick | pick differs from full run "
+        "| requests vs full | spend vs full |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, skills in SCENARIOS.items():
+        for batch, window in ((25, None), (10, None), (25, 3)):
+            r = simulate(skills, opts.sims, batch, window)
+            lines.append(
+                f"| {name} | {batch} | {window or 'all'} | {_rate(r['wrong'], opts.sims)} "
+                f"| {_rate(r['nopick'], opts.sims)} | {_rate(r['differs'], opts.sims)} "
+                f"| {r['requests']:.1%} ({r['requests'] * full_requests:,.0f}) "
+                f"| {r['spend']:.1%} |"
+            )
+    lines += ["", "Skills (cheapest first): " + "; ".join(
+        f"{n}: {', '.join(f'{v:.2f}' for v in s)}" for n, s in SCENARIOS.items())]  # fmt: skip
+    lines.append(f"\nWall time {time.perf_counter() - t0:.1f} s.")
+    opts.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
