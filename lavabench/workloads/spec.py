@@ -128,6 +128,7 @@ def _trace(raw: Mapping[str, Any], v: dict[str, Any]) -> WorkloadSpec:
     if not isinstance(path, str) or not path:
         raise ConfigError("workload.path: the trace JSONL file is required (workload.path=...)")
     v["path"] = path
+    v["ignore_eos"] = False  # replayed as recorded
     speed = raw.get("speed", 1.0)
     if isinstance(speed, bool) or not isinstance(speed, int | float) or speed <= 0:
         raise ConfigError(f"workload.speed: expected a number > 0, got {speed!r}")

@@ -106,7 +106,7 @@ def run_loop(
 
     r = conf.runner
     arrivals = (
-        arrival_offsets_s(r.arrival, r.rate, len(p.jobs), r.arrival_seed)
+        run_arrivals(p)
         if share is None
         else None
         if share.arrivals_s is None
@@ -220,7 +220,7 @@ def run_in_workers(
     """`runner.workers=N`: the run split over N processes (runner/workers.py). The
     workers write the rows; `writer` merges their parts and carries the run's health."""
     r = p.conf.runner
-    arrivals = arrival_offsets_s(r.arrival, r.rate, len(p.jobs), r.arrival_seed)
+    arrivals = run_arrivals(p)
     work = shares(p.jobs, arrivals, count=r.workers, concurrency=r.concurrency, rate=r.rate,
                   budget_usd=r.budget_usd)  # fmt: skip
     log.info("run %s: %d workers, concurrency %s", run_id, r.workers,
@@ -270,6 +270,15 @@ def run_share(
     finally:
         writer.close(finalize=False)
     return worker_summary(outcome, share, 0 if guard is None else guard.spent_pico, secrets)
+
+
+def run_arrivals(p: Prepared) -> list[float] | None:
+    """Each job's intended send offset: a trace's recorded times, else the load shape's."""
+    r = p.conf.runner
+    recorded = p.workload.arrivals_s(p.jobs) if p.workload is not None else None
+    if recorded is not None:
+        return recorded
+    return arrival_offsets_s(r.arrival, r.rate, len(p.jobs), r.arrival_seed)
 
 
 def loop_factory() -> Any:

@@ -16,6 +16,8 @@ which (`output_control`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from lavabench.workloads.conversation import SessionBook, SessionKey, conversati
 from lavabench.workloads.spec import WorkloadSpec, workload_spec
 from lavabench.workloads.synthetic import SyntheticTexts, synthetic_prompts
 from lavabench.workloads.text import Calibration
+from lavabench.workloads.trace import read_trace, trace_prompts
 
 log = logging.getLogger("lavabench")
 
@@ -56,6 +59,13 @@ class WorkloadPlan:
     config: dict[str, Any] = field(default_factory=dict)  # as given (workload.*)
     calibration: dict[str, Calibration] = field(default_factory=dict)
     output_control: dict[str, str] = field(default_factory=dict)  # model -> how, once known
+
+    def arrivals_s(self, jobs: list[Job]) -> list[float] | None:
+        """A trace's open-loop send times (recorded offset / speed), one per job; None for the
+        other kinds (they take the run's load shape)."""
+        if self.spec.kind != "trace":
+            return None
+        return [float(dict(j.prompt.metadata)["offset_s"]) / self.spec.speed for j in jobs]
 
     def describe(self) -> dict[str, Any]:
         """For run.json: the spec, each model's calibration and output control."""
@@ -95,6 +105,28 @@ def prepare_workload(
                 "the answers before it)"
             )
         return WorkloadPlan(spec, conversation_prompts(spec), dict(raw))
+    return _prepare_trace(spec, raw, conf, resolve)
+
+
+def _prepare_trace(
+    spec: WorkloadSpec, raw: Mapping[str, Any], conf: LavabenchConf, resolve: Callable[[str], Path]
+) -> WorkloadPlan:
+    r = conf.runner
+    if r.repeats > 1 or r.warmup_requests or r.load_sweep is not None:
+        raise ConfigError(
+            "workload kind=trace replays the recorded times once: drop runner.repeats, "
+            "runner.warmup_requests and load=sweep (speed with workload.speed)"
+        )
+    path = resolve(str(spec.path))
+    requests = read_trace(path, spec.limit)
+    default_max = spec.max_tokens or r.max_tokens
+    for req in requests:
+        if (req.max_tokens or default_max) > r.max_tokens:
+            raise ConfigError(
+                f"{path}:{req.line}: max_tokens={req.max_tokens} is above runner.max_tokens="
+                f"{r.max_tokens} (the budget's bound): raise runner.max_tokens"
+            )
+    return WorkloadPlan(spec, trace_prompts(spec.name, requests, default_max), dict(raw))
     raise ConfigError(f"workload.kind={spec.kind} is not available yet")
 
 
@@ -134,7 +166,10 @@ class WorkloadSender:
 
     async def calibrate(self, client: Sender, models: list[Model]) -> None:
         """Two probes per model (in parallel); a model whose probes fail keeps the default
-        line and says so in run.json (its rows' prompt_tokens still show the truth)."""
+        line and says so in run.json (its rows' prompt_tokens still show the truth). A trace
+        is sent as recorded: nothing to calibrate."""
+        if self._plan.spec.kind == "trace":
+            return
         await asyncio.gather(*(self._calibrate_one(client, m) for m in models))
 
     async def _calibrate_one(self, client: Sender, model: Model) -> None:
@@ -164,6 +199,10 @@ class WorkloadSender:
         calib = self._plan.calibration.get(job.model.name) or Calibration()
         if self._book is not None:
             return self._turn_request(job, calib)
+        if self._plan.spec.kind == "trace":
+            meta = dict(job.prompt.metadata)
+            params = json.loads(meta["params_json"])
+            return self._request(job, json.loads(meta["messages_json"]), params)
         return self._request(job, self._texts.messages(job.prompt, job.repeat, calib))
 
     async def _turn_request(self, job: Job, calib: Calibration) -> WireRequest:
@@ -189,9 +228,11 @@ class WorkloadSender:
         if self._book is not None:
             self._answers[job.job_id] = answer_text
 
-    def _request(self, job: Job, messages: list[dict[str, str]]) -> WireRequest:
+    def _request(
+        self, job: Job, messages: list[dict[str, Any]], recorded: dict[str, Any] | None = None
+    ) -> WireRequest:
         prompt, spec, r = job.prompt, self._plan.spec, self._conf.runner
-        params = dict(r.params)
+        params = {**r.params, **(recorded or {})}
         if r.seed is not None:
             params["seed"] = r.seed + job.repeat
         if spec.ignore_eos:
@@ -210,7 +251,7 @@ class WorkloadSender:
         body = chat_body(model_id=job.model.id, messages=messages, max_tokens=max_tokens,
                          stream=r.stream, params=params)  # fmt: skip
         request = WireRequest(self._endpoint.url, headers, body, r.stream)
-        sha = messages_sha256(Message(m["role"], m["content"]) for m in messages)
+        sha = _sha256(messages)
         self._sent[job.job_id] = _Sent(request, sha, max_tokens, affinity)
         return request
 
@@ -247,13 +288,15 @@ class WorkloadSender:
         record.prompt_sha256 = sent.sha256
         record.max_tokens = sent.max_tokens
         record.session_affinity = sent.affinity
+        if self._plan.spec.kind == "trace":
+            return  # replayed as recorded: no output control of ours
         if self._plan.spec.ignore_eos:
             stripped = id(sent.request) in self._stripped
             self._stripped.discard(id(sent.request))
-            record.output_control = "instruction" if stripped else "ignore_eos"
+            control = "instruction" if stripped else "ignore_eos"
         else:
-            record.output_control = "instruction"
-        self._plan.output_control[record.model] = record.output_control
+            control = "instruction"
+        record.output_control = self._plan.output_control[record.model] = control
 
 
 class _IgnoreEosFallback:
@@ -282,6 +325,14 @@ class _IgnoreEosFallback:
         body.pop("ignore_eos", None)
         self._owner._stripped.add(id(request))
         return WireRequest(request.url, request.headers, orjson.dumps(body), request.stream)
+
+
+def _sha256(messages: list[dict[str, Any]]) -> str:
+    """messages_sha256 for text messages; a trace's other content (parts) hashes as JSON."""
+    if all(isinstance(m.get("content"), str) for m in messages):
+        return messages_sha256(Message(m["role"], m["content"]) for m in messages)
+    canonical = json.dumps(messages, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _model_id(body: bytes) -> str:
