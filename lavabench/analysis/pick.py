@@ -6,6 +6,10 @@ or the item-cluster t bound when items were answered more than once) is >= the t
 and the one-sided 95% upper bound of each limited p90 latency (`quantile_test`, failures as
 +inf) is under its limit. "Cheapest" is the observed cost per item in these runs (exact
 pico-USD sums / requests), not list price: it includes each model's real token usage.
+A model whose cost is unknown (answers without usage) is never ranked: it cannot be picked
+on the strength of missing data, and the output says what is missing. An estimated cost
+ranks, labelled `est`. Accuracy is over graded answers; ungraded ones and answers cut at
+max_tokens are reported beside it (truncation with the advice to raise runner.max_tokens).
 Every cheaper model is printed with why it was rejected and its paired difference to the
 pick on shared items, since overlapping intervals are not a test.
 """
@@ -50,6 +54,17 @@ class Candidate:
     qualifies: bool
     reasons: tuple[str, ...]
     paired: Paired | None = None
+    cost_basis: str = "server"
+    cost_unknown: int = 0
+    graded: int = 0
+    ungraded: int = 0
+    truncated: int = 0
+    truncation_rate: float = math.nan
+    max_tokens: float = math.nan
+
+    @property
+    def cost_known(self) -> bool:
+        return self.cost_basis != "unknown" and not math.isnan(self.usd_per_1k_items)
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,7 @@ class PickResult:
     alpha: float
     dataset: str | None
     candidates: list[Candidate] = field(default_factory=list)
+    cost_includes_grading: bool = False
 
     @property
     def pick(self) -> Candidate | None:
@@ -71,13 +87,18 @@ class PickResult:
 
     @property
     def rejected_cheaper(self) -> list[Candidate]:
-        """Models cheaper than the pick (all models when none qualifies)."""
+        """Models cheaper than the pick (all models of known cost when none qualifies)."""
         out = []
         for c in self.candidates:
-            if c.qualifies:
+            if c.qualifies or not c.cost_known:
                 break
             out.append(c)
         return out
+
+    @property
+    def cost_unknown(self) -> list[Candidate]:
+        """Models not ranked because their cost is unknown (listed last)."""
+        return [c for c in self.candidates if not c.cost_known]
 
 
 def pick_model(
@@ -89,12 +110,19 @@ def pick_model(
     max_p90_e2e_s: float | None = None,
     alpha: float = ALPHA,
     dataset: str | None = None,
+    cost_includes_grading: bool = False,
 ) -> PickResult:
-    """Decide over `prepared` rows (analysis.prepare) and `costs` (analysis.cost_table)."""
+    """Decide over `prepared` rows (analysis.prepare) and `costs` (analysis.cost_table;
+    `cost_includes_grading` says it was made with include_grading, for the headline)."""
     df = prepared if dataset is None else prepared[prepared["dataset"] == dataset]
     graded_models = df.loc[df["_in_accuracy"], "model"].astype(str).unique()
-    cost_of = dict(zip(costs["model"].astype(str), costs["usd_per_1k_items"], strict=True))
-    order = sorted(graded_models, key=lambda m: (cost_of.get(m, math.inf), m))
+    by_model = {str(r["model"]): r for r in costs.to_dict("records")}
+
+    def cost_of(model: str) -> float:
+        value = float(by_model.get(model, {}).get("usd_per_1k_items", math.nan))
+        return math.inf if math.isnan(value) else value
+
+    order = sorted(graded_models, key=lambda m: (cost_of(m), m))
     k = max(1, len(order))
     candidates = []
     for model in order:
@@ -105,7 +133,13 @@ def pick_model(
         timed = rows[rows["_timed"]]
         ttft_up = p90_upper_bound(timed["_ttft"].to_numpy()) if max_p90_ttft_s else math.nan
         e2e_up = p90_upper_bound(timed["_e2e"].to_numpy()) if max_p90_e2e_s else math.nan
+        cost = by_model.get(model, {})
         reasons = []
+        if math.isinf(cost_of(model)):
+            reasons.append(
+                f"cost unknown: {int(cost.get('cost_unknown', 0) or 0)} answers carried no "
+                "usage and no estimate, so it cannot be ranked by cost"
+            )
         if not lower >= min_quality:
             reasons.append(
                 f"accuracy {accuracy:.3f}, lower bound {lower:.3f} (alpha/K={alpha / k:.4f})"
@@ -115,27 +149,39 @@ def pick_model(
             reasons.append(f"TTFT p90 upper bound {ttft_up:.3f} s >= {max_p90_ttft_s} s")
         if max_p90_e2e_s is not None and not e2e_up < max_p90_e2e_s:
             reasons.append(f"E2E p90 upper bound {e2e_up:.3f} s >= {max_p90_e2e_s} s")
+        answered = int((~rows["_error"]).sum())
+        cut = int(rows["_truncated"].sum())
         candidates.append(
             Candidate(
                 model=model,
-                usd_per_1k_items=float(cost_of.get(model, math.nan)),
+                usd_per_1k_items=float(cost.get("usd_per_1k_items", math.nan)),
                 accuracy=accuracy,
                 accuracy_lower=lower,
                 ttft_p90_upper_s=ttft_up,
                 e2e_p90_upper_s=e2e_up,
                 qualifies=not reasons,
                 reasons=tuple(reasons),
+                cost_basis=str(cost.get("cost_basis", "unknown")),
+                cost_unknown=int(cost.get("cost_unknown", 0) or 0),
+                graded=len(graded),
+                ungraded=int(rows["_ungraded"].sum()),
+                truncated=cut,
+                truncation_rate=cut / answered if answered else math.nan,
+                max_tokens=float(rows["max_tokens"].max()),
             )
         )
     chosen = next((c for c in candidates if c.qualifies), None)
     if chosen is not None:
         candidates = [
             c
-            if c.qualifies or c.usd_per_1k_items > chosen.usd_per_1k_items
+            if c.qualifies or not c.usd_per_1k_items <= chosen.usd_per_1k_items
             else _with_paired(c, paired_difference(df, c.model, chosen.model))
             for c in candidates
         ]
-    return PickResult(min_quality, max_p90_ttft_s, max_p90_e2e_s, alpha, dataset, candidates)
+    return PickResult(
+        min_quality, max_p90_ttft_s, max_p90_e2e_s, alpha, dataset, candidates,
+        cost_includes_grading,
+    )  # fmt: skip
 
 
 def _with_paired(c: Candidate, paired: Paired | None) -> Candidate:
@@ -178,6 +224,8 @@ def format_pick(result: PickResult) -> str:
     scope = f" on {result.dataset}" if result.dataset else ""
     k = len(result.candidates)
     lines = [f"pick{scope}: cheapest model with {', '.join(limits)} (K={k}, alpha={result.alpha})"]
+    if result.cost_includes_grading:
+        lines.append("  cost per item includes grading (the LLM judge's requests)")
     pick, runner_up = result.pick, result.runner_up
     if pick is None:
         lines.append("no model qualifies")
@@ -187,9 +235,7 @@ def format_pick(result: PickResult) -> str:
             f"  runner-up: {_describe(runner_up)}" if runner_up else "  runner-up: none qualifies"
         )
     for c in result.rejected_cheaper:
-        line = (
-            f"  rejected:  {c.model} (${c.usd_per_1k_items:.4g}/1k items): {'; '.join(c.reasons)}"
-        )
+        line = f"  rejected:  {c.model} ({_price(c)}): {'; '.join(c.reasons)}{_caveats(c)}"
         if c.paired is not None:
             p = c.paired
             line += (
@@ -197,19 +243,43 @@ def format_pick(result: PickResult) -> str:
                 f"[{p.lo:+.3f}, {p.hi:+.3f}], McNemar b={p.b} c={p.c} mid-p={p.mcnemar_mid_p:.3g}"
             )
         lines.append(line)
+    for c in result.cost_unknown:
+        would = "" if len(c.reasons) > 1 else " (it would pass the quality and latency limits)"
+        lines.append(
+            f"  not ranked: {c.model}: {c.reasons[0]}{would}; accuracy {c.accuracy:.3f} "
+            f"(lower bound {c.accuracy_lower:.3f}){_caveats(c)}"
+        )
     return "\n".join(lines)
 
 
+def _price(c: Candidate) -> str:
+    if not c.cost_known:
+        return "cost unknown"
+    est = " est" if c.cost_basis in ("estimate", "partly estimated") else ""
+    return f"${c.usd_per_1k_items:.4g}/1k items{est}"
+
+
+def _caveats(c: Candidate) -> str:
+    """Ungraded answers and truncation, said wherever the model's accuracy is."""
+    out = ""
+    if c.ungraded:
+        out += f"; {c.ungraded} answers ungraded (accuracy over {c.graded} graded)"
+    if c.truncated:
+        limit = "" if math.isnan(c.max_tokens) else f"={int(c.max_tokens)}"
+        out += (
+            f"; {c.truncation_rate:.0%} of answers cut at max_tokens{limit}: "
+            "raise runner.max_tokens"
+        )
+    return out
+
+
 def _describe(c: Candidate) -> str:
-    text = (
-        f"{c.model} ${c.usd_per_1k_items:.4g}/1k items, accuracy {c.accuracy:.3f} "
-        f"(lower bound {c.accuracy_lower:.3f})"
-    )
+    text = f"{c.model} {_price(c)}, accuracy {c.accuracy:.3f} (lower bound {c.accuracy_lower:.3f})"
     if not math.isnan(c.ttft_p90_upper_s):
         text += f", TTFT p90 <= {c.ttft_p90_upper_s:.3f} s"
     if not math.isnan(c.e2e_p90_upper_s):
         text += f", E2E p90 <= {c.e2e_p90_upper_s:.3f} s"
-    return text
+    return text + _caveats(c)
 
 
 def verdict_gate(

@@ -17,6 +17,7 @@ import pyarrow as pa
 from scipy import stats
 
 from lavabench.analysis.intervals import accuracy_interval
+from lavabench.analysis.provenance import column, cost_columns, grade_status, truncated
 from lavabench.catalog import PICO_PER_USD
 from lavabench.records.reader import Runs
 
@@ -26,12 +27,24 @@ SUMMARY_COLUMNS = [
     "errors",
     "retried",
     "accuracy",
+    "graded",
+    "ungraded",
+    "truncated",
+    "truncation_rate",
+    "max_tokens",
     "ttft_p50_s",
     "ttft_p90_s",
     "e2e_p50_s",
     "output_tokens_per_s_mean",
     "cost_usd",
+    "cost_known_usd",
+    "cost_basis",
+    "cost_unknown",
+    "judge_cost_usd",
 ]
+# Ungraded answers above this share of a model's answers get a warning beside accuracy: the
+# graded ones may not be a random sample (a judge that fails on long answers, say).
+UNGRADED_WARN_SHARE = 0.05
 
 
 def measured_rows(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
@@ -40,48 +53,33 @@ def measured_rows(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     return df[~df["is_warmup"].fillna(False).astype(bool)]
 
 
-def latency_with_failures(df: pd.DataFrame, column: str) -> pd.Series:
-    """`column` with failed requests set to +inf, as float."""
-    values = df[column].astype("float64")
-    return values.where(df["status"] == "ok", np.inf)
-
-
 def per_model_summary(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
-    """One row per model: n, errors, retried, accuracy, TTFT p50/p90, E2E p50, tok/s, cost."""
-    df = measured_rows(table).copy()
+    """The end-of-run table: one row per model, from the same tables as report and pick.
+
+    Accuracy over graded answers (failed requests as wrong), the ungraded count beside it;
+    truncation; cost spent with its basis (`unknown` makes the total unknown, never 0)."""
+    df = prepare(table)
     if df.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    df["_ttft"] = latency_with_failures(df, "ttft_s")
-    df["_e2e"] = latency_with_failures(df, "e2e_s")
-    df["_error"] = df["status"] != "ok"
-    df["_retried"] = df["attempts"] > 1
-    df["_correct"] = df["correct"].fillna(False).astype(bool) & ~df["_error"]
-    # Accuracy counts graded answers and failed requests (as wrong) in the denominator.
-    df["_in_accuracy"] = df["grader"].notna() | df["_error"]
-    df["_cost"] = df["cost_pico_usd"].fillna(0).astype("int64")
-    grouped = df.groupby("model", sort=False)
+    grouped = df.groupby("model", observed=True, sort=False)
     out = pd.DataFrame(
         {
             "n": grouped.size(),
             "errors": grouped["_error"].sum(),
             "retried": grouped["_retried"].sum(),
-            "ttft_p50_s": grouped["_ttft"].agg(percentile, 0.5),
-            "ttft_p90_s": grouped["_ttft"].agg(percentile, 0.9),
-            "e2e_p50_s": grouped["_e2e"].agg(percentile, 0.5),
             "output_tokens_per_s_mean": grouped["output_tokens_per_s"].mean(),
         }
-    )
-    accuracy = df[df["_in_accuracy"]].groupby("model", sort=False)["_correct"].mean()
-    any_graded = grouped["grader"].count() > 0
-    out["accuracy"] = accuracy.reindex(out.index).where(any_graded)
-    out["cost_usd"] = [
-        Decimal(int(v)) / PICO_PER_USD for v in grouped["_cost"].sum().reindex(out.index)
+    ).reset_index()
+    lat = latency_percentiles(df, qs=(0.5, 0.9))[["model", "ttft_p50_s", "ttft_p90_s", "e2e_p50_s"]]
+    acc = accuracy_table(df)[["model", "accuracy", "graded", "ungraded"]]
+    rel = reliability_table(df)[["model", "truncated", "truncation_rate", "max_tokens"]]
+    cost = cost_table(df)[
+        ["model", "cost_usd", "cost_known_usd", "cost_basis", "cost_unknown", "judge_cost_usd"]
     ]
-    out = out.reset_index()
+    for extra in (lat, acc, rel, cost):
+        out = out.merge(extra, on="model", how="left")
+    out["model"] = out["model"].astype(str)
     return out[SUMMARY_COLUMNS]
-
-
-# --- reading several runs ----------------------------------------------------------------
 
 
 # --- per-request derived columns ------------------------------------------------------------
@@ -90,34 +88,41 @@ def per_model_summary(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
 def prepare(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     """Measured rows with the derived columns every statistic uses (vectorised).
 
-    `_ttft`/`_e2e`: +inf for failures; `_correct`: failures are wrong; `_in_accuracy`: graded
-    or failed; `_cost`: integer pico-USD, 0 for cached answers (not a new request);
-    `_timed`: rows whose timings are a measurement (cached answers are not).
+    `_ttft`/`_e2e`: +inf for failures; `_correct`: failures are wrong; `_in_accuracy`:
+    graded or failed (never ungraded: analysis.provenance); `_ungraded`: answered, a grader
+    ran, no verdict; `_truncated`: cut at max_tokens; `_cost`/`_in_cost`/`_spent`/
+    `_judge_cost`: provenance.cost_columns (NaN = unknown); `_timed`: rows whose timings are
+    a measurement (cached answers are not).
     """
     df = measured_rows(table)
     error = (df["status"] != "ok").to_numpy()
-    cached = df["response_cached"].fillna(False).astype(bool).to_numpy()
+    cached = column(df, "response_cached").fillna(False).astype(bool).to_numpy()
     out = pd.DataFrame(
         {
             "model": df["model"],
-            "dataset": df["dataset"],
-            "item_id": df["item_id"],
+            "dataset": df.get("dataset", ""),
+            "item_id": df.get("item_id", ""),
             "dataset_sha256": df.get("dataset_sha256", ""),
         },
         index=df.index,
     )
     out["_error"] = error
-    out["_retried"] = (df["attempts"].fillna(1) > 1).to_numpy()
+    out["_retried"] = (column(df, "attempts").astype("float64").fillna(1) > 1).to_numpy()
     out["_ttft"] = np.where(error, np.inf, df["ttft_s"].astype("float64"))
     out["_e2e"] = np.where(error, np.inf, df["e2e_s"].astype("float64"))
     out["_timed"] = ~cached
-    graded = df["grader"].notna().to_numpy()
+    status = grade_status(df)
+    out["_grade_status"] = status
+    graded = (status == "graded").to_numpy()
+    out["_ungraded"] = status.isin(["ungraded", "grade_error"]).to_numpy()
     out["_in_accuracy"] = graded | error
-    out["_correct"] = df["correct"].fillna(False).astype(bool).to_numpy() & ~error
-    out["_cost"] = np.where(cached, 0, df["cost_pico_usd"].fillna(0).astype("int64"))
-    for c in ("itl_p50_s", "output_tokens_per_s", "prompt_tokens", "completion_tokens"):
-        out[c] = df[c].astype("float64")
-    out["error_type"] = df["error_type"]
+    out["_correct"] = column(df, "correct").fillna(False).astype(bool).to_numpy() & ~error
+    out["_truncated"] = truncated(df) & ~error
+    out = out.join(cost_columns(df))
+    numeric = ("itl_p50_s", "output_tokens_per_s", "prompt_tokens", "completion_tokens")
+    for c in (*numeric, "max_tokens"):
+        out[c] = column(df, c).astype("float64")
+    out["error_type"] = column(df, "error_type")
     # the grader's format check (tool calls, json): null = no format rule, kept as unknown
     out["_format_checked"] = df["format_ok"].notna().to_numpy() if "format_ok" in df else False
     out["_unparsed"] = (df["format_ok"] == False).to_numpy() if "format_ok" in df else False  # noqa: E712
@@ -188,7 +193,12 @@ def accuracy_table(
     interval on the items (analysis.intervals; naive counting covers 82-84%).
     """
     by = by or ["model"]
-    graded = df[df["_in_accuracy"]]
+    # Failed requests count as wrong, but only where answers were graded at all: a group
+    # with no graded answer has no accuracy (not 0 from its failures alone).
+    with_grades = df.groupby(by, observed=True, sort=False)["_grade_status"].transform(
+        lambda s: bool((s == "graded").any())
+    )
+    graded = df[df["_in_accuracy"] & with_grades.astype(bool)]
     keys = [*by, "dataset", "item_id"] if "dataset" not in by else [*by, "item_id"]
     per_item = graded.groupby(keys, observed=True, sort=False)["_correct"].agg(["mean", "size"])
     per_item = per_item.reset_index()
@@ -214,7 +224,28 @@ def accuracy_table(
             }
         )
     columns = [*by, "k", "n", "items", "answers_per_item", "accuracy", "acc_lo", "acc_hi"]
-    return pd.DataFrame(rows, columns=[*columns, "method"])
+    table = pd.DataFrame(rows, columns=[*columns, "method"])
+    return _with_ungraded(table, df, by)
+
+
+def _with_ungraded(table: pd.DataFrame, df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """`graded` (= n: graded answers and failed requests), `ungraded` (answers a grader could
+    not grade, not in n) and their share, for every group that has either."""
+    counts = (
+        df.assign(_u=df["_ungraded"].astype(int))
+        .groupby(by, observed=True, sort=False)["_u"]
+        .sum()
+        .rename("ungraded")
+        .reset_index()
+    )
+    counts = counts[counts["ungraded"] > 0]
+    table = table.merge(counts, on=by, how="outer") if len(counts) else table.assign(ungraded=0)
+    table["ungraded"] = table["ungraded"].fillna(0).astype(int)
+    table["n"] = table["n"].fillna(0).astype(int)
+    table["graded"] = table["n"]
+    total = table["graded"] + table["ungraded"]
+    table["ungraded_share"] = np.where(total > 0, table["ungraded"] / total.where(total > 0, 1), 0)
+    return table
 
 
 def accuracy_lower_bound(df: pd.DataFrame, model: str, alpha: float) -> float:
@@ -238,43 +269,97 @@ def blended_usd_per_mtok(input_usd: Decimal, output_usd: Decimal) -> Decimal:
     return (w * input_usd + output_usd) / (w + 1)
 
 
-def cost_table(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
-    """Exact total cost and observed cost per item (request) per group, plus tokens per item.
+def cost_table(
+    df: pd.DataFrame, by: list[str] | None = None, *, include_grading: bool = False
+) -> pd.DataFrame:
+    """Cost per group: spent this run, cost per item, and what the figures rest on.
 
-    Cost per item = sum of pico-USD / measured requests (failed ones included: they are part
-    of what running the set costs). Cached answers count as requests but cost nothing.
+    Cost per item = row costs / rows in cost (analysis.provenance: failed requests included
+    at their cost, cached answers at their original cost, unknown never 0). Any answered row
+    of unknown cost makes the group's cost per item and total unknown (NaN / None):
+    `cost_unknown` says how many, `cost_known_usd` is the part that is known. `cost_basis`:
+    `server` (every cost from server usage), `estimate` / `partly estimated` (list price x
+    estimated tokens, labelled), `unknown`. `include_grading` adds the judge's cost per item.
     """
     by = by or ["model"]
-    grouped = df.groupby(by, observed=True, sort=False)
-    ok = df[~df["_error"] & df["_timed"]].groupby(by, observed=True, sort=False)
+    d = df.assign(
+        _unknown=df["_in_cost"] & np.isnan(df["_cost"]),
+        _estimated=(df["_cost_source"] == "estimate") & df["_in_cost"],
+        _cached=df["_cost_source"] == "cached",
+        _judge_unknown=np.isnan(df["_judge_cost"]),
+        _price=np.where(df["_in_cost"], df["_cost"], 0.0),
+        _counted=df["_in_cost"].astype(int),
+    )
+    if include_grading:
+        d["_price"] = d["_price"] + d["_judge_cost"]
+    grouped = d.groupby(by, observed=True, sort=False)
+    ok = d[~d["_error"] & d["_timed"]].groupby(by, observed=True, sort=False)
     out = pd.DataFrame(
         {
             "requests": grouped.size(),
-            "cost_pico_usd": grouped["_cost"].sum().astype("int64"),
+            "cost_known_pico_usd": grouped["_spent"].sum(),
+            "cost_unknown": grouped["_unknown"].sum().astype(int),
+            "cost_estimated": grouped["_estimated"].sum().astype(int),
+            "cost_cached": grouped["_cached"].sum().astype(int),
+            "judge_pico_usd": grouped["_judge_cost"].sum(min_count=1),
+            "judge_unknown": grouped["_judge_unknown"].sum().astype(int),
+            "_price_sum": grouped["_price"].sum(min_count=1),
+            "_in_cost": grouped["_counted"].sum(),
             "prompt_tokens_per_item": ok["prompt_tokens"].mean(),
             "completion_tokens_per_item": ok["completion_tokens"].mean(),
         }
     ).reset_index()
-    pico = out["cost_pico_usd"].to_numpy()
-    out["cost_usd"] = [Decimal(int(v)) / PICO_PER_USD for v in pico]
-    out["usd_per_item"] = pico / PICO_PER_USD / out["requests"].to_numpy()
+    known = out["cost_unknown"].to_numpy() == 0
+    if include_grading:
+        known = known & (out["judge_unknown"].to_numpy() == 0)
+    known_pico = out["cost_known_pico_usd"].round().astype("int64").to_numpy()
+    out["cost_known_usd"] = [Decimal(int(v)) / PICO_PER_USD for v in known_pico]
+    out["cost_pico_usd"] = pd.array(np.where(known, known_pico, 0), dtype="Int64")
+    out.loc[~known, "cost_pico_usd"] = pd.NA
+    out["cost_usd"] = [u if k else None for u, k in zip(out["cost_known_usd"], known, strict=True)]
+    judge = out["judge_pico_usd"].to_numpy(dtype="float64")
+    out["judge_cost_usd"] = np.where(out["judge_unknown"] > 0, np.nan, judge / PICO_PER_USD)
+    per_item = out["_price_sum"].to_numpy(dtype="float64") / out["_in_cost"].where(
+        out["_in_cost"] > 0
+    ).to_numpy(dtype="float64")
+    out["usd_per_item"] = np.where(known, per_item / PICO_PER_USD, np.nan)
     out["usd_per_1k_items"] = out["usd_per_item"] * 1000
-    return out
+    out["cost_basis"] = [
+        _basis(u, e, c)
+        for u, e, c in zip(out["cost_unknown"], out["cost_estimated"], out["_in_cost"], strict=True)
+    ]
+    return out.drop(columns=["_price_sum", "_in_cost"])
+
+
+def _basis(unknown: int, estimated: int, counted: int) -> str:
+    if unknown:
+        return "unknown"
+    if estimated:
+        return "estimate" if estimated == counted else "partly estimated"
+    return "server"
 
 
 def reliability_table(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
-    """Error and retry rates per group, with the most common error kind."""
+    """Error, retry and truncation rates per group, with the most common error kind.
+
+    `truncation_rate` is over answered requests: answers cut at max_tokens (finish_reason
+    `length`) may look like wrong answers while the model was still reasoning."""
     by = by or ["model"]
-    grouped = df.groupby(by, observed=True, sort=False)
+    d = df.assign(_answered=~df["_error"])
+    grouped = d.groupby(by, observed=True, sort=False)
     out = pd.DataFrame(
         {
             "requests": grouped.size(),
             "errors": grouped["_error"].sum(),
             "retried": grouped["_retried"].sum(),
+            "truncated": grouped["_truncated"].sum().astype(int),
+            "answered": grouped["_answered"].sum().astype(int),
+            "max_tokens": grouped["max_tokens"].max(),
         }
     ).reset_index()
     out["error_rate"] = out["errors"] / out["requests"]
     out["retry_rate"] = out["retried"] / out["requests"]
+    out["truncation_rate"] = out["truncated"] / out["answered"].where(out["answered"] > 0)
     # unparsed: answers not in the grader's format (tool-call arguments not JSON...), a
     # format failure apart from wrong answers; NaN (unknown, not 0) when no grader checks it
     checked = grouped["_format_checked"].sum().to_numpy() if "_format_checked" in df else 0

@@ -127,6 +127,10 @@ def pick_main(args: list[str]) -> int:
     parser.add_argument(
         "--allow-invalid", action="store_true", help="decide even on a run whose verdict is invalid"
     )
+    parser.add_argument(
+        "--include-grading-cost", action="store_true",
+        help="rank by cost per item including the LLM judge's requests",
+    )  # fmt: skip
     opts = parser.parse_args(args)
     from lavabench.analysis.pick import format_pick, pick_model, verdict_gate
     from lavabench.analysis.tables import cost_table, prepare
@@ -146,11 +150,12 @@ def pick_main(args: list[str]) -> int:
         prepared = prepared[prepared["dataset"] == opts.dataset]
     result = pick_model(
         prepared,
-        cost_table(prepared),
+        cost_table(prepared, include_grading=opts.include_grading_cost),
         min_quality=opts.min_quality,
         max_p90_ttft_s=opts.max_p90_ttft,
         max_p90_e2e_s=opts.max_p90_e2e,
         dataset=opts.dataset,
+        cost_includes_grading=opts.include_grading_cost,
     )
     print(format_pick(result))
     return 0 if result.pick is not None else 1

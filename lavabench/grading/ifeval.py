@@ -231,5 +231,5 @@ def ifeval(response_text: str, reference: str | None, options: Mapping[str, Any]
             failed += 1
             failures.append(instruction)
     if checked == 0:
-        return Grade(None, None, None)
+        return Grade(None, None, None, ungraded_reason="no supported instruction to check")
     return Grade(failed == 0, (checked - failed) / checked, ",".join(failures))

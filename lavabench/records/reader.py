@@ -54,6 +54,8 @@ ANALYSIS_COLUMNS = [
     "format_ok",  # schema 4+: the grader's format check (unparsed = false)
     "response_cached",
     "finish_reason",
+    "max_tokens",
+    "judge_model",
     "judge_cost_pico_usd",
     "grade_error",
     # provenance (schema 4+); absent from older schemas and files: see the module docstring

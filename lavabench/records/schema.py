@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _col(arrow: str, doc: str, default: Any = None) -> Any:
@@ -286,6 +286,18 @@ class Record:
     grade_error: str | None = _col(
         "string", "Why grading failed (the response is kept; correct/score stay null)."
     )
+    grade_status: str | None = _col(
+        "string",
+        "`graded` (correct/score set); `ungraded` (the grader could not grade this answer: "
+        "an LLM judge request failed or gave no score, every IFEval instruction of the "
+        "prompt is unsupported; see ungraded_reason); `grade_error` (the grader raised; see "
+        "grade_error); `no_reference` (nothing to grade against). Null when there was no "
+        "answer to grade (failed request, warm-up). Accuracy is over `graded` answers (and "
+        "failed requests, as wrong); ungraded ones are counted beside it, never as wrong.",
+    )
+    ungraded_reason: str | None = _col(
+        "string", "Why an answer is `ungraded` or `grade_error`, in a few words."
+    )
     judge_model: str | None = _col(
         "string", "LLM-as-judge: the judge model's catalog name; null for other graders."
     )
@@ -397,6 +409,10 @@ def records_markdown() -> str:
         "- 6: workloads (`workload=`). `workload_kind`, `target_prompt_tokens`,",
         "  `target_output_tokens`, `output_control`, `session_id`, `turn_index`,",
         "  `session_affinity`; `prompt_sha256` of a workload row is the hash of what was sent.",
+        "- 7: `grade_status` and `ungraded_reason`: an answer the grader could not grade",
+        "  (judge failure, unsupported instructions, grader error) is ungraded, not wrong.",
+        "  Older rows read back with these null; analysis derives the status from",
+        "  grader / correct / grade_error.",
         "",
     ]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lavabench.analysis.tables import percentile, prepare
+from lavabench.analysis.tables import cost_table, percentile, prepare
 from lavabench.records.history import read_history
 
 METRICS = (
@@ -36,9 +36,11 @@ def trend_table(history: pd.DataFrame) -> pd.DataFrame:
         {
             "ttft_p50_s": grouped["_ttft"].agg(percentile, 0.5),
             "ttft_p90_s": grouped["_ttft"].agg(percentile, 0.9),
-            "cost_per_item_usd": grouped["_cost"].sum() / grouped.size() / 1e12,
         }
     )
+    # cost_table's cost per item: unknown (NaN) when any answer's cost is unknown, never 0
+    costs = cost_table(p, by=["night", "run_id", "model"]).set_index(["night", "run_id", "model"])
+    out["cost_per_item_usd"] = costs["usd_per_item"].reindex(out.index)
     out["accuracy"] = graded.reindex(out.index)
     return out.reset_index()
 

@@ -1,6 +1,8 @@
 """The grade hook: each answer graded as its row is made, off the loop for blocking graders.
 
-A grader bug must not lose the response: the exception is stored in `grade_error`. A grader
+A grader bug must not lose the response: the exception is stored in `grade_error`
+(grade_status `grade_error`). A grader that cannot grade an answer returns correct None
+(grade_status `ungraded`, with its reason): never counted as wrong. A grader
 with `reads = "tool_calls"` grades the row's tool calls (its JSON list, "[]" for none)
 instead of the answer text."""
 
@@ -27,6 +29,7 @@ def grade_hook(grader: Any, spec: DatasetSpec) -> Callable[[Job, Record, str], A
 
     async def grade(job: Job, record: Record, answer_text: str) -> None:
         if job.prompt.reference is None:
+            record.grade_status = "no_reference"
             return
         record.grader = spec.grader
         answer = (record.tool_calls or "[]") if reads_tool_calls else answer_text
@@ -40,7 +43,13 @@ def grade_hook(grader: Any, spec: DatasetSpec) -> Callable[[Job, Record, str], A
                 result = grader(*args)
         except Exception as exc:  # a grader bug must not lose the response
             record.grade_error = f"{type(exc).__name__}: {exc}"
+            record.grade_status, record.ungraded_reason = "grade_error", "grader raised"
             return
+        if result.correct is None:
+            record.grade_status = "ungraded"
+            record.ungraded_reason = result.ungraded_reason or "the grader gave no verdict"
+        else:
+            record.grade_status = "graded"
         record.correct = result.correct
         record.score = result.score
         record.extracted_answer = result.extracted

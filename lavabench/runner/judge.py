@@ -12,7 +12,8 @@ The judge request is a normal request through the same gateway and credential (s
 bills and meters it), non-streaming, temperature 0, retried like any request. Its tokens
 and cost go into the row's `judge_*` columns, never into the graded model's `cost_pico_usd`;
 `score` is the judge's score / max_score. A judge that fails or gives no score leaves
-`correct` null and says why in `grade_error`; the graded answer is kept either way.
+`correct` null, grade_status `ungraded` (not wrong: a judge outage must not lower the
+graded model's accuracy) and says why in `grade_error`; the answer is kept either way.
 This module is on the request path (it sends); prompt building and parsing are pure.
 """
 
@@ -169,6 +170,8 @@ class Judge:
                     record.grade_error = (
                         f"judge request failed: {attempt.error.kind}: {attempt.error.message}"
                     )
+                    record.grade_status = "ungraded"
+                    record.ungraded_reason = f"judge request failed ({attempt.error.kind})"
                     return
                 await asyncio.sleep(decision.delay_s)
         finally:
@@ -187,7 +190,9 @@ class Judge:
         score = parse_score(result.answer_text, self.opts.max_score)
         if score is None:
             record.grade_error = "judge gave no `Score: N` line"
+            record.grade_status, record.ungraded_reason = "ungraded", "judge gave no score"
             return
+        record.grade_status = "graded"
         record.extracted_answer = f"{score:g}/{self.opts.max_score}"
         record.score = score / self.opts.max_score
         record.correct = score >= self.opts.pass_score

@@ -70,6 +70,7 @@ def test_judged_run_records_judge_cost_apart_and_agrees_with_the_numeric_grade(
     assert proc.returncode == 0, proc.stderr
     df = read_records(tmp_path / "judged").to_pandas()
     assert len(df) == 30 and (df.status == "ok").all() and df.grade_error.isna().all()
+    assert (df.grade_status == "graded").all()
     assert (df.grader == "llm_judge").all() and (df.judge_model == "glm-5p1").all()
     assert (df.judge_prompt_tokens > 0).all() and (df.judge_cost_pico_usd > 0).all()
     assert df.score.between(0, 1).all()
