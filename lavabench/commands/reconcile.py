@@ -7,6 +7,12 @@ the response), matches each billed record to a row by `x-lava-request-id` (else 
 provider's completion id), and reports per model: requests matched, tokens and cost recorded
 vs billed (exact Decimals; money arrives as 10-decimal strings), and each mismatch beyond a
 relative tolerance. Writes `<run_dir>/reconcile.json` so the report can show billed cost.
+
+Every billed request of a run is one of ours, so each kind is matched and reported on its
+own line: measured requests (`models`), warm-up requests (`warmup`: billed, kept out of
+the statistics) and LLM-judge requests (`judge`, by `judge_lava_request_id`, priced with the
+judge's own tokens). Before, warm-ups and judge requests showed as "billed but not
+recorded" and a clean run read MISMATCH.
 """
 
 from __future__ import annotations
@@ -41,6 +47,11 @@ _COLUMNS = [
     "completion_tokens",
     "cost_pico_usd",
     "response_cached",
+    "judge_model",
+    "judge_lava_request_id",
+    "judge_prompt_tokens",
+    "judge_completion_tokens",
+    "judge_cost_pico_usd",
 ]
 
 
@@ -87,25 +98,28 @@ def _differs(recorded: Decimal, billed: Decimal, tolerance: float) -> bool:
     return abs(billed - recorded) > Decimal(str(tolerance)) * max(abs(recorded), Decimal("1e-10"))
 
 
-def reconcile(
-    rows: list[dict[str, Any]], billed: list[dict[str, Any]], tolerance: float
-) -> dict[str, Any]:
-    """Pure matching: our rows (one per request) vs Lava's records. See the module docstring."""
+def _new_line() -> dict[str, Any]:
+    return {
+        "requests": 0, "matched": 0, "unmatched": 0, "pending": 0,
+        "input_tokens_recorded": 0, "input_tokens_billed": 0,
+        "output_tokens_recorded": 0, "output_tokens_billed": 0,
+        "cost_recorded_usd": Decimal(0), "cost_billed_usd": Decimal(0),
+    }  # fmt: skip
+
+
+def _match(
+    rows: list[dict[str, Any]],
+    billed: list[dict[str, Any]],
+    used: set[str],
+    tolerance: float,
+    mismatches: list[dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Match one kind of rows to billed records; per-model lines, mismatches appended."""
     by_lava = {str(b["request_id"]): b for b in billed if b.get("request_id")}
     by_resp = {str(b["response_id"]): b for b in billed if b.get("response_id")}
-    used: set[str] = set()
     models: dict[str, dict[str, Any]] = {}
-    mismatches: list[dict[str, Any]] = []
     for r in rows:
-        m = models.setdefault(
-            r["model"],
-            {
-                "requests": 0, "matched": 0, "unmatched": 0, "pending": 0,
-                "input_tokens_recorded": 0, "input_tokens_billed": 0,
-                "output_tokens_recorded": 0, "output_tokens_billed": 0,
-                "cost_recorded_usd": Decimal(0), "cost_billed_usd": Decimal(0),
-            },
-        )  # fmt: skip
+        m = models.setdefault(r["model"], _new_line())
         m["requests"] += 1
         b = by_lava.get(str(r.get("lava_request_id"))) or by_resp.get(str(r.get("response_id")))
         recorded = _dec(r.get("cost_pico_usd")) / _PICO
@@ -143,23 +157,67 @@ def reconcile(
                     "cost_billed_usd": str(cost),
                 }
             )
+    for m in models.values():
+        m["cost_recorded_usd"] = str(m["cost_recorded_usd"])
+        m["cost_billed_usd"] = str(m["cost_billed_usd"])
+    return models
+
+
+def reconcile(
+    rows: list[dict[str, Any]],
+    billed: list[dict[str, Any]],
+    tolerance: float,
+    *,
+    warmups: list[dict[str, Any]] | None = None,
+    judges: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Pure matching: our requests (measured, warm-up, judge; one dict per request) vs Lava's
+    records. See the module docstring."""
+    used: set[str] = set()
+    mismatches: list[dict[str, Any]] = []
+    lines = {
+        "models": _match(rows, billed, used, tolerance, mismatches),
+        "warmup": _match(warmups or [], billed, used, tolerance, mismatches),
+        "judge": _match(judges or [], billed, used, tolerance, mismatches),
+    }
     extra = [b.get("request_id") for b in billed if str(b.get("request_id")) not in used]
     ok = (
         not mismatches
         and not extra
-        and all(m["unmatched"] == 0 and m["pending"] == 0 for m in models.values())
+        and all(
+            m["unmatched"] == 0 and m["pending"] == 0
+            for kind in lines.values()
+            for m in kind.values()
+        )
     )
-    for m in models.values():
-        m["cost_recorded_usd"] = str(m["cost_recorded_usd"])
-        m["cost_billed_usd"] = str(m["cost_billed_usd"])
     return {
         "ok": ok,
         "tolerance": tolerance,
-        "models": models,
+        **lines,
         "mismatches": mismatches,
         "billed_not_recorded": extra,
         "billed_records": len(billed),
     }
+
+
+def request_rows(df: Any) -> tuple[list[dict[str, Any]], ...]:
+    """(measured, warm-up, judge) request dicts from a run's rows: what was sent to Lava."""
+    sent = df[~df["response_cached"].fillna(False).astype(bool) & (df["status"] == "ok")]
+    warm = sent["is_warmup"].fillna(False).astype(bool)
+    judged = df[df["judge_lava_request_id"].notna()] if "judge_lava_request_id" in df else df[:0]
+    judges = [
+        {
+            "model": str(r["judge_model"]),
+            "job_id": f"{r['job_id']}#judge",
+            "lava_request_id": r["judge_lava_request_id"],
+            "response_id": None,
+            "prompt_tokens": r["judge_prompt_tokens"],
+            "completion_tokens": r["judge_completion_tokens"],
+            "cost_pico_usd": r["judge_cost_pico_usd"],
+        }
+        for r in judged.to_dict("records")
+    ]
+    return sent[~warm].to_dict("records"), sent[warm].to_dict("records"), judges
 
 
 def reconcile_run(
@@ -180,13 +238,10 @@ def reconcile_run(
     run_id = str(info.get("run_id") or run_dir.name)
     base = base_url or gateway_url(info)
     df = read_columns(run_dir, _COLUMNS).to_pandas()
-    sent = df[
-        ~df["is_warmup"].fillna(False).astype(bool)
-        & ~df["response_cached"].fillna(False).astype(bool)
-        & (df["status"] == "ok")
-    ]
-    rows = sent.to_dict("records")
-    expected = {str(r["lava_request_id"]) for r in rows if r.get("lava_request_id")}
+    rows, warmups, judges = request_rows(df)
+    expected = {
+        str(r["lava_request_id"]) for r in [*rows, *warmups, *judges] if r.get("lava_request_id")
+    }
     deadline = time.monotonic() + wait_s
     with httpx.Client(timeout=30.0, transport=transport) as client:
         while True:
@@ -196,7 +251,7 @@ def reconcile_run(
             if (not pending and expected <= ids) or time.monotonic() >= deadline:
                 break
             time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
-    report = reconcile(rows, billed, tolerance)
+    report = reconcile(rows, billed, tolerance, warmups=warmups, judges=judges)
     report.update({"run_id": run_id, "gateway": base, "waited_until_pending_cleared": not pending})
     (run_dir / RECONCILE_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
@@ -205,9 +260,12 @@ def reconcile_run(
 def format_reconcile(report: dict[str, Any]) -> str:
     """Human lines: one per model, then the mismatches (first 20)."""
     lines = [f"reconcile run {report.get('run_id')}: {'OK' if report['ok'] else 'MISMATCH'}"]
-    for model, m in report["models"].items():
+    named = [("", m, line) for m, line in report["models"].items()]
+    named += [("warm-up ", m, line) for m, line in (report.get("warmup") or {}).items()]
+    named += [("judge ", m, line) for m, line in (report.get("judge") or {}).items()]
+    for kind, model, m in named:
         lines.append(
-            f"  {model:28s} matched {m['matched']}/{m['requests']} pending {m['pending']}  "
+            f"  {kind + model:28s} matched {m['matched']}/{m['requests']} pending {m['pending']}  "
             f"tokens in {m['input_tokens_recorded']}/{m['input_tokens_billed']} "
             f"out {m['output_tokens_recorded']}/{m['output_tokens_billed']}  "
             f"cost ${m['cost_recorded_usd']} recorded / ${m['cost_billed_usd']} billed"

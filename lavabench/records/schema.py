@@ -306,6 +306,11 @@ class Record:
     judge_cost_pico_usd: int | None = _col(
         "int64", "Judge request's exact cost, kept apart from the graded model's cost_pico_usd."
     )
+    judge_lava_request_id: str | None = _col(
+        "string",
+        "`x-lava-request-id` of the judge request that answered (`reconcile` matches it: the "
+        "judge is billed too).",
+    )
 
     # --- reuse ----------------------------------------------------------------------------
     response_cached: bool = _col(
@@ -410,7 +415,8 @@ def records_markdown() -> str:
         "  `target_output_tokens`, `output_control`, `session_id`, `turn_index`,",
         "  `session_affinity`; `prompt_sha256` of a workload row is the hash of what was sent.",
         "- 7: `grade_status` and `ungraded_reason`: an answer the grader could not grade",
-        "  (judge failure, unsupported instructions, grader error) is ungraded, not wrong.",
+        "  (judge failure, unsupported instructions, grader error) is ungraded, not wrong;",
+        "  `judge_lava_request_id` (reconcile matches judge requests).",
         "  Older rows read back with these null; analysis derives the status from",
         "  grader / correct / grade_error.",
         "",

@@ -177,6 +177,7 @@ class Judge:
         finally:
             await client.aclose()
         result = attempt.result
+        record.judge_lava_request_id = attempt.lava_request_id
         assert result is not None
         usage = result.usage or {}
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from tests.conftest import run_cli, sim_settings
 SECRET = "aks_test_reconcileSECRET12345"
 
 
-def _run_and_reconcile(sim_defaults: Any, sim_catalog: Any, tmp_path: Path, skew: float):
+def _run_and_reconcile(
+    sim_defaults: Any, sim_catalog: Any, tmp_path: Path, skew: float, args: tuple[str, ...] = ()
+):
     from lavabench.sim.process import running_simulator
 
     settings = sim_settings(sim_defaults, billing={"pending_s": 0.3, "skew": skew})
@@ -21,7 +24,8 @@ def _run_and_reconcile(sim_defaults: Any, sim_catalog: Any, tmp_path: Path, skew
         env = {"LAVA_SECRET_KEY": SECRET}
         run = run_cli(
             ["run", "model=[gpt-oss-20b,glm-5]", "dataset.limit=8", "endpoint=lava",
-             f"endpoint.base_url={sim.base_url}", f"results_dir={tmp_path}", "run_id=rc"],
+             f"endpoint.base_url={sim.base_url}", f"results_dir={tmp_path}", "run_id=rc",
+             *args],
             env=env,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
@@ -40,6 +44,24 @@ def test_reconcile_matches_every_request(sim_defaults, sim_catalog, tmp_path) ->
         m = report["models"][model]
         assert m["matched"] == m["requests"] == 8 and m["pending"] == 0
         assert m["output_tokens_billed"] == m["output_tokens_recorded"] > 0
+
+
+def test_warmup_and_judge_requests_are_matched_on_their_own_lines(
+    sim_defaults, sim_catalog, tmp_path
+) -> None:
+    # Before: 2 warm-ups and 4 judge requests were "billed but not recorded": MISMATCH.
+    args = ("model=[gpt-oss-20b]", "dataset=demo-judge", "dataset.limit=4",
+            "runner.warmup_requests=2")  # fmt: skip
+    rec, report = _run_and_reconcile(sim_defaults, sim_catalog, tmp_path, 1.0, args)
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert report["ok"] and not report["billed_not_recorded"]
+    assert report["models"]["gpt-oss-20b"]["matched"] == 4
+    assert report["warmup"]["gpt-oss-20b"]["matched"] == 2
+    judge = report["judge"]["glm-5p1"]
+    assert judge["matched"] == judge["requests"] == 6  # warm-up answers are judged too
+    billed, recorded = Decimal(judge["cost_billed_usd"]), Decimal(judge["cost_recorded_usd"])
+    assert billed == recorded > 0
+    assert "warm-up gpt-oss-20b" in rec.stdout and "judge glm-5p1" in rec.stdout
 
 
 def test_reconcile_flags_injected_billing_skew(sim_defaults, sim_catalog, tmp_path) -> None:
