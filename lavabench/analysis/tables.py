@@ -53,6 +53,12 @@ def measured_rows(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     return df[~df["is_warmup"].fillna(False).astype(bool)]
 
 
+def latency_with_failures(df: pd.DataFrame, column: str) -> pd.Series:
+    """`column` with failed requests set to +inf, as float."""
+    values = df[column].astype("float64")
+    return values.where(df["status"] == "ok", np.inf)
+
+
 def per_model_summary(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     """The end-of-run table: one row per model, from the same tables as report and pick.
 
@@ -345,7 +351,12 @@ def reliability_table(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataF
     `truncation_rate` is over answered requests: answers cut at max_tokens (finish_reason
     `length`) may look like wrong answers while the model was still reasoning."""
     by = by or ["model"]
-    d = df.assign(_answered=~df["_error"])
+    # hand-built frames (tests, notebooks) may lack the truncation columns: unknown, not 0
+    d = df.assign(
+        _answered=~df["_error"],
+        _truncated=df.get("_truncated", False),
+        max_tokens=df.get("max_tokens", np.nan),
+    )
     grouped = d.groupby(by, observed=True, sort=False)
     out = pd.DataFrame(
         {
@@ -360,6 +371,8 @@ def reliability_table(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataF
     out["error_rate"] = out["errors"] / out["requests"]
     out["retry_rate"] = out["retried"] / out["requests"]
     out["truncation_rate"] = out["truncated"] / out["answered"].where(out["answered"] > 0)
+    if "_truncated" not in df:
+        out["truncation_rate"] = np.nan
     # unparsed: answers not in the grader's format (tool-call arguments not JSON...), a
     # format failure apart from wrong answers; NaN (unknown, not 0) when no grader checks it
     checked = grouped["_format_checked"].sum().to_numpy() if "_format_checked" in df else 0
