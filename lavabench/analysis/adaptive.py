@@ -31,8 +31,6 @@ from typing import Literal
 import numpy as np
 from scipy.special import logsumexp
 
-from lavabench.analysis.intervals import wilson_interval
-
 ALPHA = 0.05
 GRID_POINTS = 20
 Decision = Literal["accepted", "rejected", "undecided"]
@@ -177,11 +175,3 @@ def plan(states: list[ModelState], items_total: int, window: int | None = None) 
     need = [s.model for s in undecided if s.items < items_total]
     pick = accepted.model if accepted and not need else None
     return Plan(pick, exhausted, need[:window] if window else need, not need)
-
-
-def attainment_lower_bound(met: int, n: int, alpha: float) -> float:
-    """One-sided lower bound at level 1-alpha of the share of requests meeting an SLO.
-
-    statistics.md, "SLO attainment": the same Wilson bound as accuracy (failures are misses,
-    counted in n by the caller); NaN when there is no request."""
-    return wilson_interval(met, n, 1 - alpha, "greater")[0]

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from lavabench.analysis.slo import Attainment, Slo, attainment
 from lavabench.analysis.tables import accuracy_lower_bound, p90_upper_bound
 from lavabench.records.verdict import verdict_lines
 
@@ -61,6 +62,8 @@ class Candidate:
     truncated: int = 0
     truncation_rate: float = math.nan
     max_tokens: float = math.nan
+    first_answer_p90_upper_s: float = math.nan
+    slo: tuple[Attainment, ...] = ()
 
     @property
     def cost_known(self) -> bool:
@@ -76,6 +79,8 @@ class PickResult:
     dataset: str | None
     candidates: list[Candidate] = field(default_factory=list)
     cost_includes_grading: bool = False
+    max_p90_first_answer_s: float | None = None
+    slos: tuple[Slo, ...] = ()
 
     @property
     def pick(self) -> Candidate | None:
@@ -111,6 +116,8 @@ def pick_model(
     alpha: float = ALPHA,
     dataset: str | None = None,
     cost_includes_grading: bool = False,
+    max_p90_first_answer_s: float | None = None,
+    slos: tuple[Slo, ...] = (),
 ) -> PickResult:
     """Decide over `prepared` rows (analysis.prepare) and `costs` (analysis.cost_table;
     `cost_includes_grading` says it was made with include_grading, for the headline)."""
@@ -149,6 +156,8 @@ def pick_model(
             reasons.append(f"TTFT p90 upper bound {ttft_up:.3f} s >= {max_p90_ttft_s} s")
         if max_p90_e2e_s is not None and not e2e_up < max_p90_e2e_s:
             reasons.append(f"E2E p90 upper bound {e2e_up:.3f} s >= {max_p90_e2e_s} s")
+        fa_up, met, slo_reasons = _service_levels(timed, max_p90_first_answer_s, slos, alpha / k)
+        reasons += slo_reasons
         answered = int((~rows["_error"]).sum())
         cut = int(rows["_truncated"].sum())
         candidates.append(
@@ -168,6 +177,8 @@ def pick_model(
                 truncated=cut,
                 truncation_rate=cut / answered if answered else math.nan,
                 max_tokens=float(rows["max_tokens"].max()),
+                first_answer_p90_upper_s=fa_up,
+                slo=met,
             )
         )
     chosen = next((c for c in candidates if c.qualifies), None)
@@ -180,8 +191,25 @@ def pick_model(
         ]
     return PickResult(
         min_quality, max_p90_ttft_s, max_p90_e2e_s, alpha, dataset, candidates,
-        cost_includes_grading,
+        cost_includes_grading, max_p90_first_answer_s, tuple(slos),
     )  # fmt: skip
+
+
+def _service_levels(
+    timed: pd.DataFrame, max_p90_first_answer_s: float | None, slos: tuple[Slo, ...], alpha: float
+) -> tuple[float, tuple[Attainment, ...], list[str]]:
+    """First-answer p90 bound and SLO attainments (bounds at alpha = alpha/K), with reasons."""
+    reasons = []
+    fa_up = math.nan
+    if max_p90_first_answer_s is not None:
+        fa_up = p90_upper_bound(timed["_first_answer"].fillna(np.inf).to_numpy())
+        if not fa_up < max_p90_first_answer_s:
+            reasons.append(
+                f"first-answer p90 upper bound {fa_up:.3f} s >= {max_p90_first_answer_s} s"
+            )
+    met = tuple(attainment(timed, slo, alpha) for slo in slos)
+    reasons += [f"SLO {a.slo}: {a.describe()}" for a in met if not a.meets]
+    return fa_up, met, reasons
 
 
 def _with_paired(c: Candidate, paired: Paired | None) -> Candidate:
@@ -221,6 +249,9 @@ def format_pick(result: PickResult) -> str:
         limits.append(f"TTFT p90 < {result.max_p90_ttft_s} s")
     if result.max_p90_e2e_s is not None:
         limits.append(f"E2E p90 < {result.max_p90_e2e_s} s")
+    if result.max_p90_first_answer_s is not None:
+        limits.append(f"first-answer p90 < {result.max_p90_first_answer_s} s")
+    limits += [f"SLO {slo} (lower bound)" for slo in result.slos]
     scope = f" on {result.dataset}" if result.dataset else ""
     k = len(result.candidates)
     lines = [f"pick{scope}: cheapest model with {', '.join(limits)} (K={k}, alpha={result.alpha})"]
@@ -279,6 +310,9 @@ def _describe(c: Candidate) -> str:
         text += f", TTFT p90 <= {c.ttft_p90_upper_s:.3f} s"
     if not math.isnan(c.e2e_p90_upper_s):
         text += f", E2E p90 <= {c.e2e_p90_upper_s:.3f} s"
+    if not math.isnan(c.first_answer_p90_upper_s):
+        text += f", first-answer p90 <= {c.first_answer_p90_upper_s:.3f} s"
+    text += "".join(f", SLO {a.describe()}" for a in c.slo)
     return text + _caveats(c)
 
 

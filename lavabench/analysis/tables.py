@@ -116,6 +116,8 @@ def prepare(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     out["_retried"] = (column(df, "attempts").astype("float64").fillna(1) > 1).to_numpy()
     out["_ttft"] = np.where(error, np.inf, df["ttft_s"].astype("float64"))
     out["_e2e"] = np.where(error, np.inf, df["e2e_s"].astype("float64"))
+    # first answer (content) token: the latency a reasoning model's user waits for (SLOs)
+    out["_first_answer"] = np.where(error, np.inf, column(df, "first_answer_s").astype("float64"))
     out["_timed"] = ~cached
     status = grade_status(df)
     out["_grade_status"] = status

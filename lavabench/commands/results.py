@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from lavabench.errors import ConfigError
 from lavabench.exit_codes import EXIT_ERROR
@@ -113,6 +114,15 @@ def report_main(args: list[str]) -> int:
     return 0
 
 
+def _slo_arg(text: str) -> Any:
+    from lavabench.analysis.slo import parse_slo
+
+    try:
+        return parse_slo(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def pick_main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="lavabench pick",
@@ -124,6 +134,16 @@ def pick_main(args: list[str]) -> int:
     parser.add_argument("--dataset", default=None, help="decide on this dataset only")
     parser.add_argument("--max-p90-ttft", type=float, default=None, help="seconds")
     parser.add_argument("--max-p90-e2e", type=float, default=None, help="seconds")
+    parser.add_argument(
+        "--max-p90-first-answer", type=float, default=None,
+        help="seconds, p90 of the first answer token (reasoning models: after the thinking)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--slo", type=_slo_arg, action="append", default=[], metavar="METRIC:SECONDS:SHARE",
+        help="service level, repeatable: e.g. ttft:1.5:0.95 = 95%% of requests start within "
+        "1.5 s (METRIC ttft, first_answer or e2e; failures are misses); the share's one-sided "
+        "lower bound at alpha/K must reach SHARE",
+    )  # fmt: skip
     parser.add_argument(
         "--allow-invalid", action="store_true", help="decide even on a run whose verdict is invalid"
     )
@@ -156,6 +176,8 @@ def pick_main(args: list[str]) -> int:
         max_p90_e2e_s=opts.max_p90_e2e,
         dataset=opts.dataset,
         cost_includes_grading=opts.include_grading_cost,
+        max_p90_first_answer_s=opts.max_p90_first_answer,
+        slos=tuple(opts.slo),
     )
     print(format_pick(result))
     return 0 if result.pick is not None else 1
