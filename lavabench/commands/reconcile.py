@@ -12,7 +12,11 @@ Every billed request of a run is one of ours, so each kind is matched and report
 own line: measured requests (`models`), warm-up requests (`warmup`: billed, kept out of
 the statistics) and LLM-judge requests (`judge`, by `judge_lava_request_id`, priced with the
 judge's own tokens). Before, warm-ups and judge requests showed as "billed but not
-recorded" and a clean run read MISMATCH.
+recorded" and a clean run read MISMATCH. Failed attempts that may have been billed (a 200
+whose stream was cut: each row's `retry_lava_request_ids`, and an error row's own request
+when it got a 200) are the `failed` line: per row, the billed records of those ids against
+`retry_cost_pico_usd` (+ the error row's estimated cost); their tokens are not recorded
+one by one, so only cost is compared.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ _COLUMNS = [
     "judge_prompt_tokens",
     "judge_completion_tokens",
     "judge_cost_pico_usd",
+    "http_status",
+    "retry_cost_pico_usd",
+    "retry_lava_request_ids",
 ]
 
 
@@ -163,6 +170,48 @@ def _match(
     return models
 
 
+def _match_failed(
+    failed: list[dict[str, Any]],
+    billed: list[dict[str, Any]],
+    used: set[str],
+    tolerance: float,
+    mismatches: list[dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Billed failed attempts: one entry per row (its ids, their recorded cost together)."""
+    by_lava = {str(b["request_id"]): b for b in billed if b.get("request_id")}
+    models: dict[str, dict[str, Any]] = {}
+    for r in failed:
+        m = models.setdefault(r["model"], _new_line())
+        recorded = _dec(r.get("cost_pico_usd")) / _PICO
+        m["cost_recorded_usd"] += recorded
+        cost = Decimal(0)
+        for rid in r["ids"]:
+            m["requests"] += 1
+            b = by_lava.get(str(rid))
+            if b is None:
+                m["unmatched"] += 1
+                continue
+            used.add(str(rid))
+            m["matched"] += 1
+            m["pending"] += b.get("status") == "pending"
+            usage = b.get("model_usage") or {}
+            cost += _dec(usage.get("total_cost", b.get("cost")))
+            m["input_tokens_billed"] += int(usage.get("input_tokens") or 0)
+            m["output_tokens_billed"] += int(usage.get("output_tokens") or 0)
+        m["cost_billed_usd"] += cost
+        if _differs(recorded, cost, tolerance):
+            mismatches.append(
+                {"job_id": f"{r['job_id']}#failed", "model": r["model"],
+                 "lava_request_id": ",".join(map(str, r["ids"])), "what": ["cost"],
+                 "tokens_recorded": [None, None], "tokens_billed": [None, None],
+                 "cost_recorded_usd": str(recorded), "cost_billed_usd": str(cost)}
+            )  # fmt: skip
+    for m in models.values():
+        m["cost_recorded_usd"] = str(m["cost_recorded_usd"])
+        m["cost_billed_usd"] = str(m["cost_billed_usd"])
+    return models
+
+
 def reconcile(
     rows: list[dict[str, Any]],
     billed: list[dict[str, Any]],
@@ -170,6 +219,7 @@ def reconcile(
     *,
     warmups: list[dict[str, Any]] | None = None,
     judges: list[dict[str, Any]] | None = None,
+    failed: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Pure matching: our requests (measured, warm-up, judge; one dict per request) vs Lava's
     records. See the module docstring."""
@@ -179,6 +229,7 @@ def reconcile(
         "models": _match(rows, billed, used, tolerance, mismatches),
         "warmup": _match(warmups or [], billed, used, tolerance, mismatches),
         "judge": _match(judges or [], billed, used, tolerance, mismatches),
+        "failed": _match_failed(failed or [], billed, used, tolerance, mismatches),
     }
     extra = [b.get("request_id") for b in billed if str(b.get("request_id")) not in used]
     ok = (
@@ -220,6 +271,24 @@ def request_rows(df: Any) -> tuple[list[dict[str, Any]], ...]:
     return sent[~warm].to_dict("records"), sent[warm].to_dict("records"), judges
 
 
+def failed_attempts(df: Any) -> list[dict[str, Any]]:
+    """Per row, the requests that failed but may have been billed, with their recorded cost:
+    its earlier attempts (`retry_lava_request_ids`, `retry_cost_pico_usd`) and, for an error
+    row that got a 200 (a cut stream), the row's own request and estimated cost."""
+    out = []
+    for r in df[~df["response_cached"].fillna(False).astype(bool)].to_dict("records"):
+        retry_ids = r.get("retry_lava_request_ids")  # an array from Arrow, or None
+        ids = [] if retry_ids is None else [str(i) for i in retry_ids]
+        cost = int(r.get("retry_cost_pico_usd") or 0) if ids else 0
+        if r["status"] != "ok" and r.get("http_status") == 200 and r.get("lava_request_id"):
+            ids.append(r["lava_request_id"])
+            cost += int(r.get("cost_pico_usd") or 0)
+        if ids:
+            out.append({"model": r["model"], "job_id": r["job_id"], "ids": ids,
+                        "cost_pico_usd": cost})  # fmt: skip
+    return out
+
+
 def reconcile_run(
     run_dir: Path | str,
     *,
@@ -239,9 +308,10 @@ def reconcile_run(
     base = base_url or gateway_url(info)
     df = read_columns(run_dir, _COLUMNS).to_pandas()
     rows, warmups, judges = request_rows(df)
+    failed = failed_attempts(df) if "retry_lava_request_ids" in df else []
     expected = {
         str(r["lava_request_id"]) for r in [*rows, *warmups, *judges] if r.get("lava_request_id")
-    }
+    } | {str(i) for f in failed for i in f["ids"]}
     deadline = time.monotonic() + wait_s
     with httpx.Client(timeout=30.0, transport=transport) as client:
         while True:
@@ -251,7 +321,7 @@ def reconcile_run(
             if (not pending and expected <= ids) or time.monotonic() >= deadline:
                 break
             time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
-    report = reconcile(rows, billed, tolerance, warmups=warmups, judges=judges)
+    report = reconcile(rows, billed, tolerance, warmups=warmups, judges=judges, failed=failed)
     report.update({"run_id": run_id, "gateway": base, "waited_until_pending_cleared": not pending})
     (run_dir / RECONCILE_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
@@ -263,6 +333,7 @@ def format_reconcile(report: dict[str, Any]) -> str:
     named = [("", m, line) for m, line in report["models"].items()]
     named += [("warm-up ", m, line) for m, line in (report.get("warmup") or {}).items()]
     named += [("judge ", m, line) for m, line in (report.get("judge") or {}).items()]
+    named += [("failed ", m, line) for m, line in (report.get("failed") or {}).items()]
     for kind, model, m in named:
         lines.append(
             f"  {kind + model:28s} matched {m['matched']}/{m['requests']} pending {m['pending']}  "

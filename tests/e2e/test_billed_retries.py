@@ -49,3 +49,21 @@ def test_a_cut_attempt_is_priced_billed_and_budgeted(cutting_sim, tmp_path) -> N
     spent = Decimal(json.loads((tmp_path / "cut" / "run.json").read_text())["budget"]["spent_usd"])
     total = int(rows.cost_pico_usd.sum() + rows.retry_cost_pico_usd.sum())
     assert spent == Decimal(total) / 10**12  # before: the cut attempts were not in it
+
+
+def test_reconcile_matches_the_billed_failed_attempts(cutting_sim, tmp_path) -> None:
+    from lavabench.commands.reconcile import format_reconcile, reconcile_run
+
+    proc = run_cli(
+        ["run", "model=[llama-v3p3-70b-instruct]", "dataset.limit=2", "endpoint=lava",
+         f"endpoint.base_url={cutting_sim}", f"results_dir={tmp_path}", "run_id=rc",
+         "runner.retry.backoff_base_s=0.01"],
+        env={"LAVA_SECRET_KEY": SECRET},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = reconcile_run(tmp_path / "rc", secret_key=SECRET, wait_s=5, poll_s=0.1)
+    text = format_reconcile(report)
+    assert report["ok"], text  # before: the 2 cut attempts were "billed but not recorded"
+    line = report["failed"]["llama-v3p3-70b-instruct"]
+    assert (line["matched"], line["requests"]) == (2, 2)
+    assert Decimal(line["cost_billed_usd"]) > 0
