@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from lavabench.analysis.pick import format_pick, pick_model
-from lavabench.analysis.tables import cost_table, per_model_summary, prepare
+from lavabench.analysis.tables import cost_table, model_table, per_model_summary, prepare
 from lavabench.cli import main
+from lavabench.records.reader import read_runs
 from lavabench.report.terminal import summary_notes, summary_table
 from tests.analysis.test_analysis_frontier import make_rows, write_run
 
@@ -54,6 +55,9 @@ def test_pick_never_ranks_a_model_cheaper_on_missing_cost(
     run = write_run(tmp_path / "run", no_usage_rows(), PRICES)
     assert main(["pick", str(run), "--min-quality", "0.85"]) == 0
     assert "pick:      paid" in capsys.readouterr().out
+    table = model_table(read_runs([run])).set_index("model")
+    assert not table.loc["nousage", "on_frontier"] and table.loc["paid", "on_frontier"]
+    assert list(table.index) == ["paid", "nousage"]  # unknown cost sorts last, not first
 
 
 def test_estimated_cost_ranks_with_its_label() -> None:
