@@ -228,6 +228,28 @@ def targets_section(client, bare, peers, rate, memory, report) -> list[str]:
     return lines
 
 
+def workloads_section(path: Path) -> list[str]:
+    """Issue 17: prompt generation speed, and TTFT error at 100k-token prompts vs 1k."""
+    if not path.exists():
+        return []
+    rows = json.loads(path.read_text())
+    lines = ["", "## Workloads (bench/bench_workloads.py)", "",
+             "| measure | value | target | met |", "|---|---|---|---|"]  # fmt: skip
+    for r in (r for r in rows if r["kind"] == "generation"):
+        lines.append(f"| {r['prompts']:,} prompts x {r['tokens']:,} tokens: generation (text, "
+                     f"hash, body) | {r['total_s']:.2f} s | < {r['target_s']:.0f} s | "
+                     f"{'yes' if r['total_s'] < r['target_s'] else 'NO'} |")  # fmt: skip
+    lc = {r["tokens"]: r for r in rows if r["kind"] == "long_context"}
+    for tokens, r in sorted(lc.items()):
+        lines.append(f"| TTFT error at {tokens:,}-token prompts, c={r['concurrency']}: p50 / p99 "
+                     f"| {r['ttft_error_ms_p50']:.2f} / {r['ttft_error_ms_p99']:.2f} ms | - | - |")  # fmt: skip
+    if 1_000 in lc and 100_000 in lc:
+        gap = lc[100_000]["ttft_error_ms_p99"] - lc[1_000]["ttft_error_ms_p99"]
+        lines.append(f"| p99 error 100k minus 1k | {gap:.2f} ms | <= 1 ms | "
+                     f"{'yes' if gap <= 1.0 else 'NO'} |")  # fmt: skip
+    return lines
+
+
 def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     quick = "--quick" in sys.argv
@@ -240,6 +262,7 @@ def main() -> None:
         _run("bench_report.py")
         _run("bench_compare.py")
         _run("bench_compare_calibration.py")  # the nightly gate: ~200 pipelines per setting
+        _run("bench_workloads.py", *q, "--json", str(RESULTS / "workloads.json"))
     sim = json.loads((RESULTS / "sim.json").read_text())
     client = json.loads((RESULTS / "client.json").read_text())
     bare = json.loads((RESULTS / "aiohttp.json").read_text())
@@ -314,10 +337,13 @@ def main() -> None:
     if calibration.exists():  # its own table (bench/bench_compare_calibration.py), one level down
         body = calibration.read_text().splitlines()
         lines += ["", "## " + body[0].lstrip("# "), *body[1:]]
+    lines += workloads_section(RESULTS / "workloads.json")
     lines += targets_section(client, bare, peers, rate, memory, report)
     (RESULTS / "latest.md").write_text("\n".join(lines))
     raw = {"simulator": sim, "client": client, "bare_aiohttp": bare, "peers": peers,
-           "rate": rate, "memory": memory, "report": report, "compare": compare}  # fmt: skip
+           "rate": rate, "memory": memory, "report": report, "compare": compare,
+           "workloads": json.loads((RESULTS / "workloads.json").read_text())
+           if (RESULTS / "workloads.json").exists() else None}  # fmt: skip
     (RESULTS / "latest.json").write_text(json.dumps(raw, indent=2) + "\n")
     print("\n".join(lines))
     print(f"\nwritten: {RESULTS / 'latest.md'}")

@@ -191,7 +191,7 @@ class Planner:
 
     def _cache_lookup(
         self, req: ChatRequest, entry: ModelEntry, now: float
-    ) -> tuple[PrefixCache, list[bytes], int]:
+    ) -> tuple[PrefixCache, list[int], int]:
         """(the model's cache, the prompt's block keys, cached tokens): whole blocks, and
         never the last prompt token (an engine always computes it)."""
         settings = self._settings.prefix_cache

@@ -15,12 +15,16 @@ the same worker, which is what session affinity is for on the real service.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 HEADER_BYTES = 16  # 4 tokens of 4 bytes: the simulator's per-message overhead
+_WEIGHTS = np.random.default_rng(20261202).integers(1, 2**63, size=64, dtype=np.uint64) | 1
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class PrefixCacheSettings:
     ttl_s: float = 300.0
 
 
-def block_keys(messages: Sequence[tuple[str, bytes]], block_tokens: int) -> list[bytes]:
+def block_keys(messages: Sequence[tuple[str, bytes]], block_tokens: int) -> list[int]:
     """Chained keys of the full blocks of the prompt's canonical stream."""
     block = 4 * block_tokens
     parts = []
@@ -43,12 +47,22 @@ def block_keys(messages: Sequence[tuple[str, bytes]], block_tokens: int) -> list
         if pad:
             parts.append(b"\x00" * pad)
     stream = b"".join(parts)
-    h = hashlib.blake2b(digest_size=16)
-    keys = []
-    view = memoryview(stream)
-    for start in range(0, len(stream) - block + 1, block):
-        h.update(view[start : start + block])
-        keys.append(h.copy().digest())
+    n = len(stream) // block
+    if n == 0:
+        return []
+    # Vectorised: each block's 8 words are mixed into one 64-bit value that also depends on
+    # the block's position, and block i's key is the running sum up to i (a chain: it covers
+    # every block before it). A Python loop over blocks (blake2b, or CRC-32 + Adler-32) took
+    # 14-18 ms for a 100k-token prompt on the simulator's loop under load; this ~1.4 ms.
+    # Not collision-proof against crafted input: a simulator's cache, not a security boundary.
+    words = np.frombuffer(stream, dtype=np.uint64, count=n * block // 8).reshape(n, block // 8)
+    with np.errstate(over="ignore"):
+        h = (words * _WEIGHTS[: block // 8]).sum(axis=1, dtype=np.uint64)
+        h += np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN
+        h ^= h >> np.uint64(31)
+        h *= _MIX
+        h ^= h >> np.uint64(29)
+        keys: list[int] = np.cumsum(h, dtype=np.uint64).tolist()
     return keys
 
 
@@ -57,9 +71,9 @@ class PrefixCache:
 
     def __init__(self, settings: PrefixCacheSettings) -> None:
         self._s = settings
-        self._blocks: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+        self._blocks: OrderedDict[int, tuple[float, float]] = OrderedDict()
 
-    def lookup(self, keys: Sequence[bytes], now: float) -> int:
+    def lookup(self, keys: Sequence[int], now: float) -> int:
         """How many leading blocks of `keys` are cached and ready at `now`."""
         if self._s.max_blocks <= 0:
             return 0
@@ -72,7 +86,7 @@ class PrefixCache:
             hits += 1
         return hits
 
-    def store(self, keys: Sequence[bytes], now: float, ready_at: float) -> None:
+    def store(self, keys: Sequence[int], now: float, ready_at: float) -> None:
         """Store every block (usable from `ready_at`, or earlier if it already was) and renew
         its expiry; evict the least recently used past `max_blocks`."""
         if self._s.max_blocks <= 0:

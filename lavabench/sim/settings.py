@@ -159,7 +159,9 @@ def _prefix_cache(raw: Any) -> PrefixCacheSettings:
             raise ValueError(f"sim.prefix_cache.{key}: unknown setting (known: {sorted(known)})")
     v: dict[str, Any] = {}
     if "block_tokens" in raw:
-        v["block_tokens"] = _int(raw["block_tokens"], "sim.prefix_cache.block_tokens", 1)
+        v["block_tokens"] = _int(raw["block_tokens"], "sim.prefix_cache.block_tokens", 2)
+        if v["block_tokens"] % 2 or v["block_tokens"] > 128:
+            raise ValueError("sim.prefix_cache.block_tokens: an even number of tokens <= 128")
     if "max_blocks" in raw:
         v["max_blocks"] = _int(raw["max_blocks"], "sim.prefix_cache.max_blocks", 0)
     if "ttl_s" in raw:

@@ -8,7 +8,7 @@ from lavabench.sim.settings import ModelProfile
 from lavabench.sim.validation import parse_chat
 
 
-def keys(*texts: str) -> list[bytes]:
+def keys(*texts: str) -> list[int]:
     return block_keys([("user", t.encode()) for t in texts], 16)
 
 

@@ -71,3 +71,14 @@ def test_an_endpoint_refusing_ignore_eos_falls_back_on_the_instruction(tmp_path:
     df = pd.read_parquet(next(tmp_path.glob("*/records.parquet")))
     assert (df.status == "ok").all() and (df.output_control == "instruction").all()
     assert (df.max_tokens == 48).all()
+
+
+def test_100k_token_prompts_pass_every_buffer_on_the_path(running_sim: Any, tmp_path: Path) -> None:
+    """No read-buffer or line limit on the way (aiohttp iter_any, the SSE decoder, the
+    simulator's parser take any size); the heavy TTFT-error figure is bench_workloads.py."""
+    base_url, _ = running_sim
+    df = _run(base_url, tmp_path, "model=gpt-oss-20b", "workload.items=4",
+              "workload.input_tokens=100000", "workload.output_tokens=8",
+              "runner.concurrency=4", "runner.stream=false", "sim.latency_scale=0.02")  # fmt: skip
+    assert (df.status == "ok").all() and (df.prompt_tokens == 100_000).all()
+    assert (df.completion_tokens == 8).all()

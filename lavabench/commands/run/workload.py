@@ -43,7 +43,10 @@ from lavabench.workloads.trace import read_trace, trace_prompts
 
 log = logging.getLogger("lavabench")
 
-PROBE_BYTES = (2_000, 20_000)  # ~500 and ~5,000 tokens: a line through both, cents on Fireworks
+PROBE_BYTES = (2_000, 20_000)
+HASH_IN_THREAD_BYTES = (
+    256 * 1024
+)  # ~64k tokens: below, hashing on the loop costs < 0.2 ms  # ~500 and ~5,000 tokens: a line through both, cents on Fireworks
 
 
 async def no_grade(job: Job, record: Record, answer_text: str) -> None:
@@ -215,7 +218,8 @@ class WorkloadSender:
             if self._plan.spec.think_time_s:
                 await asyncio.sleep(self._plan.spec.think_time_s)
         self._turns_built.add((key, turn))
-        return self._request(job, self._book.messages(key, prompt, calib))
+        made = self._request(job, self._book.messages(key, prompt, calib))
+        return made if isinstance(made, WireRequest) else await made
 
     def _turn_done(self, key: SessionKey, turn: int) -> asyncio.Event:
         event = self._done.get((key, turn))
@@ -230,7 +234,7 @@ class WorkloadSender:
 
     def _request(
         self, job: Job, messages: list[dict[str, Any]], recorded: dict[str, Any] | None = None
-    ) -> WireRequest:
+    ) -> WireRequest | Awaitable[WireRequest]:
         prompt, spec, r = job.prompt, self._plan.spec, self._conf.runner
         params = {**r.params, **(recorded or {})}
         if r.seed is not None:
@@ -251,7 +255,18 @@ class WorkloadSender:
         body = chat_body(model_id=job.model.id, messages=messages, max_tokens=max_tokens,
                          stream=r.stream, params=params)  # fmt: skip
         request = WireRequest(self._endpoint.url, headers, body, r.stream)
-        sha = _sha256(messages)
+        if len(body) > HASH_IN_THREAD_BYTES:
+            return self._hashed_later(job, request, messages, max_tokens, affinity)
+        self._sent[job.job_id] = _Sent(request, _sha256(messages), max_tokens, affinity)
+        return request
+
+    async def _hashed_later(
+        self, job: Job, request: WireRequest, messages: list[dict[str, Any]],
+        max_tokens: int, affinity: str | None,
+    ) -> WireRequest:  # fmt: skip
+        # sha256 of a 100k-token prompt is ~0.3-0.8 ms; hashlib releases the GIL, so in a
+        # thread the loop keeps stamping the tokens of the requests in flight meanwhile
+        sha = await asyncio.to_thread(_sha256, messages)
         self._sent[job.job_id] = _Sent(request, sha, max_tokens, affinity)
         return request
 
