@@ -26,14 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from lavabench.analysis.adaptive import (
-    ALPHA,
-    ModelState,
-    log_wealth_paths,
-    model_state,
-    plan,
-    prefix_state,
-)
+from lavabench.analysis.adaptive import ALPHA, run_rounds
 from lavabench.analysis.intervals import wilson_interval
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,21 +52,11 @@ def answers(rng: np.random.Generator, skills: np.ndarray) -> np.ndarray:
 
 def adaptive_run(x: np.ndarray, batch: int, window: int | None) -> tuple[np.ndarray, str | None]:
     """Items used per model and the certified pick, rounds as `plan` schedules them."""
-    m = len(x)
-    paths = log_wealth_paths(x, THETA)  # (2, models, items)
-    used = np.zeros(m, dtype=int)
-    names = [f"m{i:02d}" for i in range(m)]
-    full = [model_state(names[i], PRICES[i], x[i], THETA, ALPHA, m, paths[:, i]) for i in range(m)]
-    while True:
-        states: list[ModelState] = [
-            prefix_state(full[i], x[i], paths[:, i], used[i]) for i in range(m)
-        ]
-        p = plan(states, ITEMS, window)
-        if p.done:
-            return used, p.pick
-        for name in p.need_items:
-            i = names.index(name)
-            used[i] = min(ITEMS, used[i] + batch)
+    names = [f"m{i:02d}" for i in range(len(x))]
+    r = run_rounds(dict(zip(names, x, strict=True)), dict(zip(names, PRICES, strict=True)),
+                   THETA, alpha=ALPHA, batch=batch, window=window)  # fmt: skip
+    used = {s.model: s.items for s in r.states}
+    return np.array([used[n] for n in names]), r.plan.pick
 
 
 def full_run_pick(x: np.ndarray) -> int | None:

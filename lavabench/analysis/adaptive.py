@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from scipy.special import logsumexp
 
 ALPHA = 0.05
@@ -175,3 +176,97 @@ def plan(states: list[ModelState], items_total: int, window: int | None = None) 
     need = [s.model for s in undecided if s.items < items_total]
     pick = accepted.model if accepted and not need else None
     return Plan(pick, exhausted, need[:window] if window else need, not need)
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """Rounds of `batch` items sent as `plan` asks, on answers known in advance."""
+
+    states: list[ModelState]  # price order, at the end
+    plan: Plan
+    rounds: int
+
+
+def run_rounds(
+    answers: dict[str, np.ndarray],
+    prices: dict[str, float],
+    theta: float,
+    *,
+    alpha: float = ALPHA,
+    batch: int = 25,
+    window: int | None = None,
+) -> Rounds:
+    """The adaptive schedule replayed on answers in send order (the bench's simulations, and
+    `pick --replay-adaptive` on a full run): each round gives the next `batch` items to every
+    model `plan` names, until it says done. Items per model = min over the answers given."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    order = [s.model for s in states_from_answers({m: a[:0] for m, a in answers.items()},
+                                                  prices, theta, alpha)]  # fmt: skip
+    total = min((len(a) for a in answers.values()), default=0)
+    xs = {m: np.asarray(answers[m][:total], dtype="float64") for m in order}
+    paths = {m: log_wealth_paths(xs[m], theta) for m in order}
+    k = max(1, len(order))
+    full = {m: model_state(m, prices.get(m, math.nan), xs[m], theta, alpha, k, paths[m])
+            for m in order}  # fmt: skip
+    used = dict.fromkeys(order, 0)
+    rounds = 0
+    while True:
+        states = [prefix_state(full[m], xs[m], paths[m], used[m]) for m in order]
+        p = plan(states, total, window)
+        if p.done:
+            return Rounds(states, p, rounds)
+        rounds += 1
+        for m in p.need_items:
+            used[m] = min(total, used[m] + batch)
+
+
+def answers_from_rows(
+    prepared: pd.DataFrame, seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per model its answers (1 right, 0 wrong or failed) and costs (pico-USD, NaN unknown)
+    on the items every model answered, in one seeded shuffled order shared by all models
+    (paired). The first answer per item counts (repeats are later answers, not new items)."""
+    keys = ["dataset", "dataset_sha256", "item_id"]
+    graded = prepared[prepared["_in_accuracy"]].drop_duplicates(["model", *keys])
+    per_model = {str(m): g.set_index(keys) for m, g in graded.groupby("model", observed=True)}
+    if not per_model:
+        return {}, {}
+    shared = sorted(set.intersection(*(set(g.index) for g in per_model.values())))
+    order = [shared[i] for i in np.random.default_rng(seed).permutation(len(shared))]
+    answers = {m: g.loc[order, "_correct"].to_numpy(dtype="float64") for m, g in per_model.items()}
+    costs = {m: g.loc[order, "_cost"].to_numpy(dtype="float64") for m, g in per_model.items()}
+    return answers, costs
+
+
+def format_rounds(r: Rounds, costs: dict[str, np.ndarray], items: int, theta: float) -> str:
+    """Every model's decision with items used, wealths and spend; the pick; totals vs all."""
+    bar = math.log(len(r.states) / ALPHA) if r.states else math.nan
+    lines = [f"adaptive pick (theta {theta}, bar log(K/alpha) = {bar:.2f}, {r.rounds} rounds):"]
+    spent = full = 0.0
+    for s in r.states:
+        c = costs.get(s.model, np.array([]))
+        used_cost, all_cost = float(np.sum(c[: s.items])), float(np.sum(c[:items]))
+        spent, full = spent + used_cost, full + all_cost
+        decided = f" at item {s.decided_at}" if s.decided_at else ""
+        verdict = s.decision if s.decision != "undecided" else "undecided (not certified)"
+        lines.append(
+            f"  {s.model}: {verdict}{decided}; {s.items} items, accuracy {s.accuracy:.3f}, "
+            f"log W+ {s.log_w_plus:.2f}, log W- {s.log_w_minus:.2f}, "
+            f"${_usd(used_cost)}"
+        )
+    p = r.plan
+    lines.append(f"  pick: {p.pick or 'none certified'}")
+    if p.not_certified:
+        lines.append(f"  not certified (items ran out): {', '.join(p.not_certified)}")
+    used = sum(s.items for s in r.states)
+    total = items * len(r.states)
+    lines.append(
+        f"  requests {used:,} of {total:,} ({used / total:.1%}); spend ${_usd(spent)} of "
+        f"${_usd(full)}" + (f" ({spent / full:.1%})" if full > 0 else "")
+    )
+    return "\n".join(lines)
+
+
+def _usd(pico: float) -> str:
+    return "unknown" if math.isnan(pico) else f"{pico / 1e12:.4f}"

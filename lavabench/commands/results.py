@@ -148,6 +148,15 @@ def pick_main(args: list[str]) -> int:
         "--allow-invalid", action="store_true", help="decide even on a run whose verdict is invalid"
     )
     parser.add_argument(
+        "--replay-adaptive", action="store_true",
+        help="also replay the adaptive pick on these rows: items shuffled with --seed, rounds "
+        "of --batch items, per model the anytime-valid test; prints every decision, the items "
+        "and spend it would have used",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="item order (--replay-adaptive)")
+    parser.add_argument("--batch", type=int, default=25, help="items per model and round")
+    parser.add_argument("--window", type=int, default=None, help="models per round (all)")
+    parser.add_argument(
         "--include-grading-cost", action="store_true",
         help="rank by cost per item including the LLM judge's requests",
     )  # fmt: skip
@@ -180,4 +189,21 @@ def pick_main(args: list[str]) -> int:
         slos=tuple(opts.slo),
     )
     print(format_pick(result))
+    if opts.replay_adaptive:
+        _replay_adaptive(prepared, result, opts)
     return 0 if result.pick is not None else 1
+
+
+def _replay_adaptive(prepared: Any, result: Any, opts: argparse.Namespace) -> None:
+    """The adaptive pick replayed on a full run's rows (ordered by the observed cost per item
+    the full pick ranks by), beside the full pick."""
+    from lavabench.analysis.adaptive import answers_from_rows, format_rounds, run_rounds
+
+    answers, costs = answers_from_rows(prepared, opts.seed)
+    prices = {c.model: c.usd_per_1k_items for c in result.candidates}
+    rounds = run_rounds(answers, prices, opts.min_quality, batch=opts.batch, window=opts.window)
+    items = min((len(a) for a in answers.values()), default=0)
+    print(format_rounds(rounds, costs, items, opts.min_quality))
+    full = result.pick.model if result.pick is not None else None
+    same = "same as" if rounds.plan.pick == full else "differs from"
+    print(f"  adaptive pick {same} the full run's ({full or 'none'})")

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from lavabench.analysis.adaptive import (
     ModelState,
+    answers_from_rows,
     first_crossing,
+    format_rounds,
     log_wealth_paths,
     model_state,
     plan,
     prefix_state,
+    run_rounds,
     states_from_answers,
 )
 from lavabench.analysis.intervals import wilson_interval
+from lavabench.analysis.tables import prepare
+from lavabench.cli import main
+from tests.analysis.test_analysis_frontier import make_rows, write_run
 
 
 def test_model_at_threshold_accepted_at_most_at_nominal_rate() -> None:
@@ -84,3 +92,26 @@ def test_states_in_price_order_unknown_price_last() -> None:
 def test_theta_out_of_range_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
         log_wealth_paths(np.ones(3), 1.0)
+
+
+def test_replay_on_rows_picks_like_the_full_run_with_fewer_requests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = {
+        "a": {"acc": 0.5, "pico": 1},
+        "b": {"acc": 0.97, "pico": 5},
+        "c": {"acc": 0.99, "pico": 9},
+    }
+    df = prepare(make_rows(spec, items=600))
+    answers, costs = answers_from_rows(df, seed=3)
+    assert answers_from_rows(df, seed=3)[0]["a"].tolist() == answers["a"].tolist()
+    assert answers["b"].mean() == pytest.approx(0.97) and len(costs["c"]) == 600
+    r = run_rounds(answers, {"a": 1.0, "b": 5.0, "c": 9.0}, 0.85, batch=25)
+    by = {s.model: s for s in r.states}
+    assert r.plan.pick == "b" and by["a"].decision == "rejected" and by["c"].items < 100
+    assert by["a"].items < 100 and by["b"].items < 400
+    text = format_rounds(r, costs, 600, 0.85)
+    assert "pick: b" in text and "a: rejected at item" in text and "of 1,800" in text
+    run = write_run(tmp_path / "run", make_rows(spec, 600), {m: ("0.1", "0.2") for m in spec})
+    assert main(["pick", str(run), "--min-quality", "0.85", "--replay-adaptive"]) == 0
+    assert "adaptive pick same as the full run's (b)" in capsys.readouterr().out
