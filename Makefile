@@ -55,3 +55,7 @@ nightly: setup
 	-$(BIN)/lavabench compare --baseline $(NIGHTLY)/night-1 --current $(NIGHTLY)/night-2 --markdown $(NIGHTLY)/summary.md
 	$(BIN)/lavabench history add $(NIGHTLY)/night-2 --dir $(NIGHTLY)/history
 	$(BIN)/lavabench report $(NIGHTLY)/night-2
+	# latency on a fixed synthetic workload (fresh 1k-token prompts, 64 out), apart from quality
+	$(BIN)/lavabench run workload=synthetic workload.items=200 workload.output_tokens=64 model=[gpt-oss-20b,glm-5] results_dir=$(NIGHTLY) run_id=latency-1 sim.seed=1
+	$(BIN)/lavabench run workload=synthetic workload.items=200 workload.output_tokens=64 model=[gpt-oss-20b,glm-5] results_dir=$(NIGHTLY) run_id=latency-2 sim.seed=2 +sim.models.glm-5.latency_factor=1.3
+	-$(BIN)/lavabench compare --baseline $(NIGHTLY)/latency-1 --current $(NIGHTLY)/latency-2 --markdown $(NIGHTLY)/latency.md
