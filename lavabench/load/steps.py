@@ -12,6 +12,10 @@ within `min_gain` of the best.
 Every row carries `load_step` and `load_level`; run.json keeps each step's numbers, the
 stop reason and the saturation point. A step during which the client used >= 90% of its
 core is marked `client_bound`: its throughput is the client's, not the server's.
+
+Goodput (`goodput_ttft_s` / `goodput_e2e_s`, the SLO's latency targets): requests per second
+that completed ok *and* met every target set, beside the raw throughput; a step table gains
+a `good/s` column when a target is set. Failures never count as good.
 """
 
 from __future__ import annotations
@@ -47,6 +51,13 @@ class LoadSweepConf:
     max_p90_ttft_s: float | None = None  # stop when a step's p90 TTFT passes this
     max_p90_e2e_s: float | None = None
     max_error_rate: float = 0.05
+    goodput_ttft_s: float | None = None  # goodput: ok requests with TTFT <= this, per second
+    goodput_e2e_s: float | None = None  # ... and E2E <= this (both when both are set)
+
+    @property
+    def goodput_targets(self) -> dict[str, float]:
+        targets = {"ttft_s": self.goodput_ttft_s, "e2e_s": self.goodput_e2e_s}
+        return {k: float(v) for k, v in targets.items() if v is not None}
 
     def __post_init__(self) -> None:
         if self.over not in OVER:
@@ -63,6 +74,8 @@ class LoadSweepConf:
             raise ConfigError("runner.load_sweep: requests_per_step, min_rounds, min_step_s > 0")
         if self.min_gain < 0 or not 0 <= self.max_error_rate <= 1:
             raise ConfigError("runner.load_sweep: min_gain >= 0 and max_error_rate in [0, 1]")
+        if any(not v > 0 for v in self.goodput_targets.values()):
+            raise ConfigError("runner.load_sweep.goodput_ttft_s / goodput_e2e_s: seconds > 0")
 
 
 def max_concurrency(conf: LoadSweepConf | None, run_concurrency: int) -> int:
@@ -98,10 +111,20 @@ class StepStats:
     dispatch_late_mean_ms: float  # actual send - when the load shape meant it to go
     client_cpu_share: float  # the client's CPU time / wall over the step (1.0 = one core)
     client_bound: bool
+    goodput_rps: float | None = None  # ok requests meeting the goodput targets / wall_s
 
 
-def step_stats(step: int, level: float, rows: Sequence[Record], cpu_s: float) -> StepStats:
-    """A step's numbers; cached answers never reach a load sweep (no timing)."""
+def step_stats(
+    step: int,
+    level: float,
+    rows: Sequence[Record],
+    cpu_s: float,
+    goodput_targets: dict[str, float] | None = None,
+) -> StepStats:
+    """A step's numbers; cached answers never reach a load sweep (no timing).
+
+    `goodput_targets` ({"ttft_s": s, "e2e_s": s}): a request is good when it is ok and each
+    of those latencies is known and within its target."""
     timed = [r for r in rows if not r.response_cached]
     ok = [r for r in timed if r.status == "ok"]
     wall_s = (
@@ -134,7 +157,16 @@ def step_stats(step: int, level: float, rows: Sequence[Record], cpu_s: float) ->
         dispatch_late_mean_ms=sum(late) / len(late) * 1e3 if late else 0.0,
         client_cpu_share=share,
         client_bound=share >= CLIENT_BOUND_CPU_SHARE,
+        goodput_rps=_goodput(ok, wall_s, goodput_targets) if goodput_targets else None,
     )
+
+
+def _goodput(ok: list[Record], wall_s: float, targets: dict[str, float]) -> float:
+    def good(r: Record) -> bool:
+        values = [getattr(r, name) for name in targets]
+        return all(v is not None and v <= t for v, t in zip(values, targets.values(), strict=True))
+
+    return sum(good(r) for r in ok) / wall_s if wall_s > 0 else 0.0
 
 
 def limit_crossed(conf: LoadSweepConf, s: StepStats) -> str | None:
@@ -247,7 +279,8 @@ async def run_steps(
             arrivals = arrival_offsets_s(conf.arrival, float(level), len(chunk), seed + i)
         cpu0 = time.process_time()
         outcome = await run_step(chunk, concurrency, arrivals)
-        steps.append(step_stats(i, float(level), sink.rows, time.process_time() - cpu0))
+        cpu_s = time.process_time() - cpu0
+        steps.append(step_stats(i, float(level), sink.rows, cpu_s, conf.goodput_targets))
         if outcome.stop_reason is not None:
             reason = f"run stopped: {outcome.stop_reason}"
             break
@@ -262,15 +295,23 @@ async def run_steps(
 def format_steps(conf: LoadSweepConf, result: SweepResult) -> str:
     """The step table printed at the end of the run."""
     head = "load=sweep over " + conf.over
+    targets = conf.goodput_targets
+    if targets:
+        named = {"ttft_s": "TTFT", "e2e_s": "E2E"}
+        head += "; good/s = ok requests with " + " and ".join(
+            f"{named[k]} <= {v:g} s" for k, v in targets.items()
+        )
+    good_head = f" {'good/s':>8}" if targets else ""
     lines = [
         head,
-        f"{'step':>4} {'level':>8} {'req':>6} {'ok':>6} {'req/s':>9} {'tok/s':>9} "
+        f"{'step':>4} {'level':>8} {'req':>6} {'ok':>6} {'req/s':>9}{good_head} {'tok/s':>9} "
         f"{'TTFT p50':>9} {'TTFT p90':>9} {'E2E p90':>8} {'late ms':>7} {'client CPU':>10}",
     ]
     for s in result.steps:
         flag = " client-bound" if s.client_bound else ""
+        good = f" {s.goodput_rps:>8.1f}" if targets and s.goodput_rps is not None else ""
         lines.append(
-            f"{s.step:>4} {s.level:>8g} {s.requests:>6} {s.ok:>6} {s.throughput_rps:>9.1f} "
+            f"{s.step:>4} {s.level:>8g} {s.requests:>6} {s.ok:>6} {s.throughput_rps:>9.1f}{good} "
             f"{s.output_tokens_per_s:>9.0f} {s.ttft_p50_s * 1e3:>7.0f}ms {s.ttft_p90_s * 1e3:>7.0f}ms "
             f"{s.e2e_p90_s:>7.2f}s {s.dispatch_late_mean_ms:>7.1f} {s.client_cpu_share:>9.0%}{flag}"
         )

@@ -186,3 +186,28 @@ def test_run_json_step_table_is_plain_json(capped_sim, tmp_path) -> None:
     info = json.loads((tmp_path / "ramp" / "run.json").read_text())
     assert [s["level"] for s in info["load_sweep"]["steps"]] == [1, 2]
     assert info["load_sweep"]["stop_reason"] == "every level ran"
+
+
+def test_goodput_counts_ok_requests_within_every_target() -> None:
+    from lavabench.load.steps import SweepResult, format_steps, step_stats
+    from lavabench.records.schema import Record
+
+    rows = [
+        Record(status="ok", first_send_ns=0, end_ns=10**9, ttft_s=0.1, e2e_s=0.5),
+        Record(status="ok", first_send_ns=0, end_ns=10**9, ttft_s=0.9, e2e_s=0.95),  # slow TTFT
+        Record(status="ok", first_send_ns=0, end_ns=10**9, ttft_s=0.2, e2e_s=2.0),  # slow E2E
+        Record(status="ok", first_send_ns=0, end_ns=10**9, ttft_s=None, e2e_s=0.3),  # unknown
+        Record(status="error", first_send_ns=0, end_ns=10**9),  # a failure is never good
+    ]
+    both = step_stats(0, 4, rows, 0.0, {"ttft_s": 0.5, "e2e_s": 1.0})
+    assert both.throughput_rps == pytest.approx(4.0) and both.goodput_rps == pytest.approx(1.0)
+    assert step_stats(0, 4, rows, 0.0, {"e2e_s": 1.0}).goodput_rps == pytest.approx(3.0)
+    assert step_stats(0, 4, rows, 0.0).goodput_rps is None
+    conf = LoadSweepConf(levels=[4], goodput_ttft_s=0.5, goodput_e2e_s=1.0)
+    table = format_steps(conf, SweepResult([both], "every level ran", both))
+    assert "good/s = ok requests with TTFT <= 0.5 s and E2E <= 1 s" in table
+    assert "good/s" in table.splitlines()[1] and "     1.0" in table.splitlines()[2]
+    plain = format_steps(LoadSweepConf(levels=[4]), SweepResult([both], "x", both))
+    assert "good/s" not in plain
+    with pytest.raises(ConfigError, match="goodput"):
+        LoadSweepConf(goodput_ttft_s=0)
