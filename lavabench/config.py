@@ -28,6 +28,27 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass
+class AdaptiveConf:
+    """`runner.adaptive`: send only what the adaptive pick needs (commands/run/adaptive.py)."""
+
+    enabled: bool = False
+    min_quality: float = 0.85  # theta: the accuracy bar
+    alpha: float = 0.05
+    seed: int = 0  # the shuffled item order, one for all models (paired)
+    batch: int = 25  # items per model and round
+    window: int | None = None  # models per round (the cheapest still needing items); null: all
+    max_rounds: int | None = None  # stop after this many rounds this process (resume= goes on)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_quality < 1 or not 0 < self.alpha < 1:
+            raise ConfigError("runner.adaptive.min_quality and alpha must be between 0 and 1")
+        if self.batch < 1 or (self.window is not None and self.window < 1):
+            raise ConfigError("runner.adaptive.batch and window must be >= 1 (window: or null)")
+        if self.max_rounds is not None and self.max_rounds < 1:
+            raise ConfigError("runner.adaptive.max_rounds must be >= 1 or null")
+
+
+@dataclass
 class RunnerConf:
     concurrency: int = 16
     rate: float | None = None  # requests/s: a cap (closed loop) or the arrival rate (open)
@@ -45,6 +66,7 @@ class RunnerConf:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
     load_sweep: LoadSweepConf | None = None  # `load=sweep`: step the load up (load/steps.py)
+    adaptive: AdaptiveConf = field(default_factory=AdaptiveConf)
     workers: int = 1  # client processes, each with its own event loop and share (runner/workers.py)
 
     def __post_init__(self) -> None:

@@ -160,7 +160,12 @@ class Plan:
     done: bool
 
 
-def plan(states: list[ModelState], items_total: int, window: int | None = None) -> Plan:
+def plan(
+    states: list[ModelState],
+    items_total: int,
+    window: int | None = None,
+    sent: dict[str, int] | None = None,
+) -> Plan:
     """The decision rule over models in price order, and the next round's models.
 
     The pick is the cheapest accepted model once every cheaper model is either rejected or
@@ -168,12 +173,14 @@ def plan(states: list[ModelState], items_total: int, window: int | None = None) 
     `pick`, where a model whose bound misses the bar does not qualify). Undecided models
     cheaper than the cheapest accepted one get more items; more expensive ones are never
     needed. `window` limits a round to the `window` cheapest models needing items (None:
-    all); it changes spend and rounds, never the validity of a decision."""
+    all); it changes spend and rounds, never the validity of a decision. `sent`: items sent
+    per model when that differs from answers graded (ungraded answers are not answers)."""
+    sent = sent or {}
     accepted = next((s for s in states if s.decision == "accepted"), None)
     cheaper = states[: states.index(accepted)] if accepted else states
     undecided = [s for s in cheaper if s.decision == "undecided"]
-    exhausted = [s.model for s in undecided if s.items >= items_total]
-    need = [s.model for s in undecided if s.items < items_total]
+    exhausted = [s.model for s in undecided if sent.get(s.model, s.items) >= items_total]
+    need = [s.model for s in undecided if sent.get(s.model, s.items) < items_total]
     pick = accepted.model if accepted and not need else None
     return Plan(pick, exhausted, need[:window] if window else need, not need)
 

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,12 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
             if p.conf.runner.workers > 1:
                 outcome = run_in_workers(p, cfg, run_dir, run_id, endpoint, guard,
                                           limiter_address, writer)  # fmt: skip
+            elif p.conf.runner.adaptive.enabled:
+                from lavabench.commands.run.adaptive import run_adaptive  # the data stack
+
+                outcome = run_adaptive(p, run_dir, writer, lambda jobs: run_loop(
+                    replace(p, jobs=jobs), run_id, endpoint, writer, guard, secrets,
+                    limiter_address), metadata)  # fmt: skip
             else:
                 outcome = run_loop(p, run_id, endpoint, writer, guard, secrets, limiter_address)
             status = run_status(outcome)

@@ -63,6 +63,9 @@ def run_fingerprint(p: Prepared, sim_settings: Any = None) -> dict[str, Any]:
         "grader": None if p.spec is None else p.spec.grader,
         "grader_options_sha256": None if p.spec is None else _sha(dict(p.spec.grader_options)),
     }
+    if r.adaptive.enabled:  # the item order and the rounds define which rows exist
+        a = r.adaptive
+        fingerprint["adaptive"] = [a.min_quality, a.alpha, a.seed, a.batch, a.window]
     if p.workload is not None:  # a workload's prompts are its config (texts are built later)
         fingerprint["workload_sha256"] = _sha(p.workload.config)
     if conf.endpoint.kind == "sim" and sim_settings is not None:
