@@ -189,9 +189,24 @@ def pick_main(args: list[str]) -> int:
         slos=tuple(opts.slo),
     )
     print(format_pick(result))
+    for name, info in zip(run_dirs, runs.infos, strict=True):
+        if info.get("adaptive"):
+            print(_adaptive_note(str(name), info["adaptive"]))
     if opts.replay_adaptive:
         _replay_adaptive(prepared, result, opts)
     return 0 if result.pick is not None else 1
+
+
+def _adaptive_note(name: str, adaptive: dict[str, Any]) -> str:
+    """An adaptive run (runner.adaptive) stopped sending when its test decided: the fixed-n
+    bounds above were computed after that optional stop, so its own decision is the one."""
+    pick = adaptive.get("pick") or "none certified"
+    undecided = ", ".join(adaptive.get("not_certified") or []) or "none"
+    return (
+        f"{name}: adaptive run (runner.adaptive): certified pick {pick}; not certified: "
+        f"{undecided}. The bounds above are fixed-sample bounds on rows whose count the "
+        "sequential test chose, so they are not valid as a decision here: use this line"
+    )
 
 
 def _replay_adaptive(prepared: Any, result: Any, opts: argparse.Namespace) -> None:

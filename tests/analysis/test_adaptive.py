@@ -115,3 +115,18 @@ def test_replay_on_rows_picks_like_the_full_run_with_fewer_requests(
     run = write_run(tmp_path / "run", make_rows(spec, 600), {m: ("0.1", "0.2") for m in spec})
     assert main(["pick", str(run), "--min-quality", "0.85", "--replay-adaptive"]) == 0
     assert "adaptive pick same as the full run's (b)" in capsys.readouterr().out
+
+
+def test_pick_on_an_adaptive_run_names_its_certified_pick(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    spec = {"a": {"acc": 0.5, "pico": 1}, "b": {"acc": 0.97, "pico": 5}}
+    run = write_run(tmp_path / "run", make_rows(spec, 100), {m: ("0.1", "0.2") for m in spec})
+    info = json.loads((run / "run.json").read_text())
+    info["adaptive"] = {"pick": "b", "not_certified": ["a"], "done": True, "models": []}
+    (run / "run.json").write_text(json.dumps(info))
+    main(["pick", str(run), "--min-quality", "0.85"])
+    out = capsys.readouterr().out
+    assert "adaptive run (runner.adaptive): certified pick b; not certified: a" in out
