@@ -74,7 +74,7 @@ class ModelState:
     """One model's test after `items` answers (its decision is the first crossing, if any)."""
 
     model: str
-    price: float  # the ordering key (list price blended, USD per Mtok), NaN = unknown
+    price: float  # the ordering key (a run: blended list price; a replay: observed cost), NaN = unknown
     items: int
     correct: int
     decision: Decision
