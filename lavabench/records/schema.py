@@ -371,7 +371,7 @@ def records_markdown() -> str:
         f"Schema version: **{SCHEMA_VERSION}** (file metadata key `lavabench.schema_version`).",
         "",
         "Files: `results/<run_id>/records.parquet` (and, while a run is going or after a crash,",
-        "`records.parts/part-*.parquet`). Read them with `lavabench.records.store.read_records(run_dir)`,",
+        "`records.parts/part-*.parquet`). Read them with `lavabench.records.reader.read_records(run_dir)`,",
         "which fills columns missing from older schema versions with nulls. A sweep",
         "(`lavabench run -m`) keeps one such run directory per job, as hive partitions:",
         "`results/sweep-<stamp>/model=<m>/dataset=<d>/job=<n>/records.parquet`.",

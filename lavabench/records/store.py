@@ -8,7 +8,7 @@ Layout of `results/<run_id>/`:
 Why parts: a Parquet file is unreadable until its footer is written, so one growing file
 would lose everything on SIGKILL. Each flush (every N rows or T seconds) writes a complete
 small file via a temp name + fsync + rename in a background thread, so the event loop never
-waits on disk and a crash loses only the rows since the last flush. `read_records` reads the
+waits on disk and a crash loses only the rows since the last flush. `records.reader.read_records` reads the
 final file or, after a crash, the parts.
 """
 
@@ -241,13 +241,6 @@ def finalize_parts(run_dir: Path, schema: pa.Schema) -> Path:
 
 _MERGE_BATCH_ROWS = 4096
 _ROW_GROUP_ROWS = 8192  # row groups of ~8k rows, not one per 500-row part (64k held +115 MB)
-
-
-def read_records(run_dir: Path | str) -> pa.Table:
-    """All columns of a run, one row per job: `records.reader.read_all` (the one reader)."""
-    from lavabench.records.reader import read_all  # the reader builds on this module
-
-    return read_all(run_dir)
 
 
 def record_files(run_dir: Path | str) -> list[Path]:

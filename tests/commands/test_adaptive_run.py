@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lavabench.records.store import read_records
+from lavabench.records.reader import read_records
 from tests.conftest import run_cli
 
 MODELS = "model=[mixtral-8x22b-instruct,deepseek-v4-pro]"

@@ -12,7 +12,7 @@ import pytest
 from lavabench.commands.run.fingerprint import check_resume
 from lavabench.errors import ConfigError
 from lavabench.exit_codes import EXIT_ERROR
-from lavabench.records.store import read_records
+from lavabench.records.reader import read_records
 from tests.conftest import read_log, run_cli
 
 

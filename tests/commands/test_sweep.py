@@ -59,7 +59,8 @@ def _sweep_dir(results: Path) -> Path:
 def _job_sends_s(job_dirs: list[Path]) -> list[np.ndarray]:
     """Each job's first-attempt send times on the machine's monotonic clock (run.json's
     clock_origin_ns puts every job's stamps on one timeline)."""
-    from lavabench.records.store import read_records, read_run_json
+    from lavabench.records.reader import read_records
+    from lavabench.records.store import read_run_json
 
     out = []
     for job_dir in job_dirs:
@@ -129,7 +130,7 @@ def test_joblib_sweep_3x2_keeps_the_global_rate_and_reads_as_one_run(
     window_counts = np.searchsorted(sends, sends + 1.0) - np.arange(len(sends))
     assert window_counts.max() <= rate * 1.05 + 1, window_counts.max()
     # every row says which limits it was sent under
-    from lavabench.records.store import read_records
+    from lavabench.records.reader import read_records
 
     rows = read_records(job_dirs[0]).to_pandas()
     assert set(rows["limit_shared_rate_rps"]) == {rate}

@@ -12,7 +12,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from lavabench.records.store import read_records
+from lavabench.records.reader import read_records
 from tests.conftest import run_cli, sim_settings
 
 SECRET = "aks_live_" + "BILLEDretries5678"  # no key-shaped literal in the repo

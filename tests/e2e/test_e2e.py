@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lavabench.catalog import catalog_from_mapping, cost_pico_usd
-from lavabench.records.store import read_records
+from lavabench.records.reader import read_records
 from tests.conftest import ROOT, read_log, run_cli
 
 MODELS = "[gpt-oss-20b,kimi-k2p6,llama-v3p3-70b-instruct,qwen3-vl-30b-a3b-thinking]"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lavabench.catalog import catalog_from_mapping, cost_pico_usd
-from lavabench.records.store import read_records
+from lavabench.records.reader import read_records
 from tests.conftest import read_log, run_cli
 
 

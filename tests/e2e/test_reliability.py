@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lavabench.records.store import read_records
+from lavabench.records.reader import read_records
 from tests.conftest import ROOT, read_log, run_cli, sim_settings, terminate_once_writing
 
 MODELS = "[gpt-oss-20b,glm-5,llama-v3p3-70b-instruct]"

@@ -13,7 +13,8 @@ import numpy as np
 import uvloop
 
 from bench.bench_client import MODEL, drive
-from lavabench.records.store import read_metadata, read_records
+from lavabench.records.reader import read_records
+from lavabench.records.store import read_metadata
 from lavabench.records.verdict import verdict
 from lavabench.runner.health import HealthMonitor
 from tests.conftest import read_log, run_cli, sim_settings

@@ -15,7 +15,8 @@ import pytest
 
 from lavabench.errors import ConfigError
 from lavabench.load.steps import LoadSweepConf, StepStats, saturation_point, step_sizes, stop_reason
-from lavabench.records.store import read_records, read_run_json
+from lavabench.records.reader import read_records
+from lavabench.records.store import read_run_json
 from tests.conftest import run_cli, sim_settings
 
 CAPACITY = 4

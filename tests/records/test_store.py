@@ -9,14 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lavabench.records.reader import read_records
 from lavabench.records.schema import SCHEMA_VERSION, Record, records_markdown
-from lavabench.records.store import (
-    PARTS_DIR,
-    RECORDS_FILE,
-    RecordWriter,
-    read_metadata,
-    read_records,
-)
+from lavabench.records.store import PARTS_DIR, RECORDS_FILE, RecordWriter, read_metadata
 
 
 def _record(i: int) -> Record:

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from lavabench.grading.registry import get_grader
+from lavabench.records.reader import read_records
 from lavabench.records.schema import Record
-from lavabench.records.store import read_records
 from lavabench.runner.grade import grade_hook
 from tests.conftest import run_cli
 

@@ -10,7 +10,7 @@ import yaml
 from lavabench.catalog import catalog_from_mapping
 from lavabench.errors import ConfigError
 from lavabench.grading.registry import get_grader
-from lavabench.records.store import read_records
+from lavabench.records.reader import read_records
 from lavabench.runner.judge import (
     INSTRUCTION,
     JudgeOptions,

@@ -19,7 +19,8 @@ import pytest
 from lavabench.catalog import Model, Price
 from lavabench.datasets.prompt import Message, Prompt
 from lavabench.errors import ConfigError
-from lavabench.records.store import read_records, read_run_json
+from lavabench.records.reader import read_records
+from lavabench.records.store import read_run_json
 from lavabench.runner.plan import plan_jobs
 from lavabench.runner.workers import shares
 from tests.conftest import ROOT, run_cli, sim_settings, terminate_once_writing

@@ -26,9 +26,10 @@ import numpy as np
 
 from lavabench.analysis.adaptive import ModelState, Plan, plan, states_from_answers
 from lavabench.analysis.tables import blended_usd_per_mtok, prepare
-from lavabench.commands.run.setup import Prepared
+from lavabench.commands.run.prepared import Prepared
 from lavabench.errors import ConfigError, StoreError
-from lavabench.records.store import RecordWriter, read_records, write_run_json
+from lavabench.records.reader import read_records
+from lavabench.records.store import RecordWriter, write_run_json
 from lavabench.runner.loop import RunOutcome
 from lavabench.runner.plan import Job
 

@@ -22,7 +22,8 @@ from omegaconf import DictConfig
 
 from lavabench.catalog import Catalog
 from lavabench.commands.run.limits import run_limits
-from lavabench.commands.run.setup import Prepared, catalog_for_sim, prepare_share, resolve_data_path
+from lavabench.commands.run.prepared import Prepared
+from lavabench.commands.run.setup import catalog_for_sim, prepare_share, resolve_data_path
 from lavabench.commands.run.workload import WorkloadSender
 from lavabench.config import LavabenchConf, plain
 from lavabench.datasets.spec import DatasetSpec

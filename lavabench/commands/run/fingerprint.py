@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from lavabench.commands.run.prepared import Prepared
 from lavabench.config import plain
 from lavabench.datasets.spec import dataset_sha256
 from lavabench.errors import ConfigError
-
-if TYPE_CHECKING:  # setup imports this module to check a resume
-    from lavabench.commands.run.setup import Prepared
 
 # simulator settings that do not change what it answers
 _SIM_VOLATILE = ("log_path", "workers")

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from lavabench import __version__
 from lavabench.analysis.tables import per_model_summary
 from lavabench.catalog import pico_to_usd
-from lavabench.commands.run.setup import Prepared
+from lavabench.commands.run.prepared import Prepared
 from lavabench.config import plain
 from lavabench.datasets.spec import dataset_sha256
 from lavabench.errors import StoreError

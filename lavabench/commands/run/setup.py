@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from lavabench.catalog import Catalog, Model, catalog_from_mapping, pico_to_usd
-from lavabench.commands.run.workload import WorkloadPlan, no_grade, prepare_workload
+from lavabench.commands.run.fingerprint import check_resume
+from lavabench.commands.run.prepared import Prepared
+from lavabench.commands.run.workload import no_grade, prepare_workload
 from lavabench.config import CONF_DIR, LavabenchConf, load_config, plain
 from lavabench.datasets.prompt import Prompt
 from lavabench.datasets.spec import DatasetSpec, dataset_sha256, load_prompts
@@ -23,8 +23,8 @@ from lavabench.errors import ConfigError, StoreError
 from lavabench.grading.registry import check_grader
 from lavabench.load.budget import SpendGuard, plan_costs
 from lavabench.load.steps import step_sizes
-from lavabench.records.schema import Record
-from lavabench.records.store import read_records, read_run_json
+from lavabench.records.reader import read_records
+from lavabench.records.store import read_run_json
 from lavabench.runner.grade import grade_hook
 from lavabench.runner.judge import GRADER_NAME as JUDGE_GRADER
 from lavabench.runner.judge import Judge, judge_options
@@ -36,20 +36,6 @@ from lavabench.runner.workers import (
 PROJECT_DIR = CONF_DIR.parent
 
 log = logging.getLogger("lavabench")
-
-
-@dataclass
-class Prepared:
-    """Everything checked and planned before any request."""
-
-    conf: LavabenchConf
-    catalog: Catalog
-    spec: DatasetSpec | None  # None: a workload run (`workload=`)
-    prompts: list[Prompt]
-    jobs: list[Job]
-    grade: Callable[[Job, Record, str], Awaitable[None]]
-    judge: Judge | None = None  # llm_judge: bound to the endpoint once it is resolved
-    workload: WorkloadPlan | None = None
 
 
 def resolve_data_path(path: str) -> Path:
@@ -126,7 +112,6 @@ def resume_jobs(
 ) -> tuple[dict[str, Any], list[Job]]:
     """Keep the items that already have an ok row; plan only the rest. A run whose rows
     were asked differently (fingerprint.py) is refused before anything is sent."""
-    from lavabench.commands.run.fingerprint import check_resume
 
     try:
         previous = read_run_json(run_dir)
