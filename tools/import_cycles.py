@@ -12,7 +12,7 @@ from pathlib import Path
 # the checkout this script is in, not whichever lavabench the interpreter would find first
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import grimp  # noqa: E402
+import grimp
 
 
 def find_cycles(package: str = "lavabench") -> list[list[str]]:
