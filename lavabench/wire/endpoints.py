@@ -39,6 +39,11 @@ class EndpointSettings:
     base_url: str | None = None
     target_url: str = FIREWORKS_CHAT_URL
     api_key_env: str | None = None
+    # endpoint=lava reads its credential from these variables (the names, never the values,
+    # so `lavabench run --cfg job` shows where the credential comes from)
+    forward_token_env: str = LAVA_FORWARD_TOKEN
+    secret_key_env: str = LAVA_SECRET_KEY
+    provider_key_env: str = FIREWORKS_API_KEY
     byok: bool = False
     customer_id: str | None = None
     meter_slug: str | None = None
@@ -151,29 +156,32 @@ def resolve_endpoint(
 
 
 def _lava_credential(settings: EndpointSettings, environ: Mapping[str, str]) -> str:
-    token = environ.get(LAVA_FORWARD_TOKEN, "").strip()
-    secret_key = environ.get(LAVA_SECRET_KEY, "").strip()
+    token_env, key_env, provider_env = (
+        settings.forward_token_env, settings.secret_key_env, settings.provider_key_env
+    )  # fmt: skip
+    token = environ.get(token_env, "").strip()
+    secret_key = environ.get(key_env, "").strip()
     if token:
         decoded = decode_forward_token(token)
         if settings.byok and (decoded is None or not decoded.get("provider_key")):
             raise CredentialsError(
-                f"endpoint.byok=true but {LAVA_FORWARD_TOKEN} carries no provider_key; unset "
-                f"it and set {LAVA_SECRET_KEY} and {FIREWORKS_API_KEY} instead"
+                f"endpoint.byok=true but {token_env} carries no provider_key; unset "
+                f"it and set {key_env} and {provider_env} instead"
             )
         return token
     if not secret_key:
         raise CredentialsError(
-            f"endpoint=lava needs a credential: set {LAVA_SECRET_KEY} (aks_live_...) or "
-            f"{LAVA_FORWARD_TOKEN} in the environment"
-            + (f", and {FIREWORKS_API_KEY} for endpoint.byok=true" if settings.byok else "")
+            f"endpoint=lava needs a credential: set {key_env} (aks_live_...) or "
+            f"{token_env} in the environment"
+            + (f", and {provider_env} for endpoint.byok=true" if settings.byok else "")
             + ". Nothing was sent."
         )
     provider_key = None
     if settings.byok:
-        provider_key = environ.get(FIREWORKS_API_KEY, "").strip()
+        provider_key = environ.get(provider_env, "").strip()
         if not provider_key:
             raise CredentialsError(
-                f"endpoint.byok=true (unmanaged mode) needs {FIREWORKS_API_KEY} in the "
+                f"endpoint.byok=true (unmanaged mode) needs {provider_env} in the "
                 "environment: it goes into the forward token as provider_key. Nothing was sent."
             )
     if provider_key or settings.customer_id or settings.meter_slug:

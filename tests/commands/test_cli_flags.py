@@ -111,6 +111,11 @@ def test_cfg_never_prints_a_credential() -> None:
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "endpoint:\n  kind: " in proc.stdout  # the config was printed
         assert fake not in proc.stdout + proc.stderr, endpoint
+        # where the credential comes from: the variables' names are printed
+        if endpoint.startswith("lava"):
+            assert "secret_key_env: LAVA_SECRET_KEY" in proc.stdout
+            assert "forward_token_env: LAVA_FORWARD_TOKEN" in proc.stdout
+            assert "provider_key_env: FIREWORKS_API_KEY" in proc.stdout
     assert "api_key_env: FIREWORKS_API_KEY" in proc.stdout  # direct: where its key comes from
 
 

@@ -49,6 +49,14 @@ def test_lava_managed_uses_secret_key_and_forward_url() -> None:
     assert KEY not in repr(ep)
 
 
+def test_lava_reads_the_variables_its_config_names() -> None:
+    """`endpoint.secret_key_env` is the variable read (the name --cfg shows), not a label."""
+    settings = EndpointSettings(kind="lava", base_url="https://g", secret_key_env="TEAM_LAVA_KEY")
+    assert resolve_endpoint(settings, {"TEAM_LAVA_KEY": KEY}).credential == KEY
+    with pytest.raises(CredentialsError, match="TEAM_LAVA_KEY"):
+        resolve_endpoint(settings, {"LAVA_SECRET_KEY": KEY})
+
+
 def test_lava_byok_wraps_provider_key_in_token() -> None:
     env = {"LAVA_SECRET_KEY": KEY, "FIREWORKS_API_KEY": "fw_provider_key_123456"}
     ep = resolve_endpoint(EndpointSettings(kind="lava", base_url="https://g", byok=True), env)
