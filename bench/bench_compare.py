@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lavabench.analysis.compare import compare, load_compare_config
+from lavabench.analysis.compare import compare
+from lavabench.analysis.compare_config import load_compare_config
 from lavabench.config import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent

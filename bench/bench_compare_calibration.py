@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import signal, stats
 
-from lavabench.analysis.compare import compare_nights, family_z, load_compare_config
+from lavabench.analysis.compare import compare_nights, family_z
+from lavabench.analysis.compare_config import load_compare_config
 from lavabench.analysis.nights import Nights, concat_nights, log_quantile_se, summarise
 from lavabench.analysis.tables import percentile
 from lavabench.config import CONF_DIR

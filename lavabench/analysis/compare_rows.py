@@ -9,17 +9,14 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from lavabench.analysis.compare_config import CompareConfig
 from lavabench.analysis.nights import LOG_METRICS, Nights
 from lavabench.analysis.quality import mcnemar_mid_p
-
-if TYPE_CHECKING:
-    from lavabench.analysis.compare import CompareConfig
 
 MAX_NIGHTS = 365  # "need N nights" looks this far ahead
 

@@ -111,7 +111,8 @@ def main(args: list[str]) -> int:
     """Baseline vs current with the gates of statistics.md: exit 0 no regression among the
     rows that can see, 1 a gating row regressed, 4 blind (most gating rows not measurable, or
     a model missing tonight)."""
-    from lavabench.analysis.compare import compare, load_compare_config
+    from lavabench.analysis.compare import compare
+    from lavabench.analysis.compare_config import load_compare_config
     from lavabench.commands.compare import load_baseline, load_run
     from lavabench.report.compare import to_json, to_markdown
 

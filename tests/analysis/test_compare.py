@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lavabench.analysis.compare import compare, holm, load_compare_config
+from lavabench.analysis.compare import compare, holm
+from lavabench.analysis.compare_config import load_compare_config
 from lavabench.config import CONF_DIR
 from tests.conftest import run_cli
 
