@@ -82,6 +82,9 @@ def test_sigterm_stops_cleanly_then_resume_finishes(fast_sim, tmp_path) -> None:
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
 
 
+# ten kills and ten resumes are 20 CLI start-ups (~5 s each on 2 cores): 118 s measured on a
+# quiet machine, next to the suite's 120 s default, so this one gets its own limit
+@pytest.mark.timeout(300)
 def test_kill_9_at_ten_random_points_then_resume(fast_sim, tmp_path) -> None:
     base_url, _log = fast_sim
     rng = random.Random(20261125)
@@ -170,7 +173,9 @@ def test_response_cache_reuses_answers_and_marks_them(fast_sim, tmp_path) -> Non
     a = read_records(tmp_path / "c1").to_pandas().set_index("job_id")
     b = read_records(tmp_path / "c2").to_pandas().set_index("job_id").loc[a.index]
     assert (~a.response_cached).all() and b.response_cached.all()
-    assert b.ttft_s.isna().all() and b.cost_pico_usd.isna().all() and (b.attempts == 0).all()
+    assert b.ttft_s.isna().all() and (b.attempts == 0).all()
+    # README's policy: a reused answer carries the cost the model charged for it, marked
+    assert (b.cost_pico_usd == a.cost_pico_usd).all() and (b.cost_source == "cached").all()
     assert (a.correct == b.correct).all() and (a.completion_tokens == b.completion_tokens).all()
 
 

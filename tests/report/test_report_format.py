@@ -117,18 +117,10 @@ def test_summary_md_leads_with_the_decision(tmp_path: Path) -> None:
     assert all(how_to_read(n) for n in ("quality_vs_price_d1", "latency_ecdf", "cost", "trends"))
 
 
-class _PickWithCostNotes(PickResult):
-    """A PickResult as analysis.pick makes it once unknown costs are kept apart."""
-
-    cost_includes_grading = True
-
-    @property
-    def cost_unknown(self) -> list[Candidate]:
-        return [_candidate("dark", math.nan, 0.99, False)]
-
-
 def test_decision_card_says_what_the_cost_leaves_out() -> None:
-    result = _PickWithCostNotes(0.5, None, None, 0.05, None, [_candidate("mid", 0.4, 0.9, True)])
+    # as analysis.pick makes it: judge cost folded in, a model of unknown cost listed last
+    candidates = [_candidate("mid", 0.4, 0.9, True), _candidate("dark", math.nan, 0.99, False)]
+    result = PickResult(0.5, None, None, 0.05, None, candidates, cost_includes_grading=True)
     facts = dict(decision_card(result).facts)
     assert facts["cost includes"].startswith("the judge's requests")
     assert facts["not ranked"].startswith("dark: cost unknown")
