@@ -141,3 +141,23 @@ def test_top_level_help_imports_nothing_heavy() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
     assert "run [OVERRIDES]" in proc.stdout
+
+
+def test_run_start_up_imports_no_scipy_or_matplotlib() -> None:
+    """Every `lavabench run` process imports the config and the run command's module before
+    it sends anything (tests spawn ~100 of them): scipy (about a second of imports on 2
+    cores) and matplotlib wait until something needs them, pandas until the end-of-run table."""
+    heavy = "('pandas', 'pyarrow', 'scipy', 'matplotlib')"
+    code = (
+        "import sys, lavabench.config; "
+        f"print(sorted(m for m in {heavy} if m in sys.modules)); "
+        "import lavabench.commands.run.command; "
+        f"print(sorted(m for m in {heavy} if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    config_only, run_command = proc.stdout.strip().splitlines()[-2:]
+    assert config_only == "[]"
+    assert "scipy" not in run_command and "matplotlib" not in run_command, run_command

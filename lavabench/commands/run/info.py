@@ -1,7 +1,9 @@
 """`lavabench run`'s account of itself: run.json's contents and what is printed at the end.
 
 run.json is written as the run starts and again whatever ends it (done, 401/402, budget,
-Ctrl-C/SIGTERM, a disk error); it never holds a credential."""
+Ctrl-C/SIGTERM, a disk error); it never holds a credential. The end-of-run table's modules
+(analysis, report: pandas, scipy, rich) are imported in `print_end`, not at start-up: a run
+that is refused, killed or only dry-run never pays for them."""
 
 from __future__ import annotations
 
@@ -13,19 +15,15 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lavabench import __version__
-from lavabench.analysis.tables import per_model_summary
 from lavabench.catalog import pico_to_usd
 from lavabench.commands.run.prepared import Prepared
 from lavabench.config import plain
 from lavabench.datasets.spec import dataset_sha256
 from lavabench.errors import StoreError
 from lavabench.load.budget import SpendGuard
-from lavabench.records.reader import read_columns
 from lavabench.records.schema import SCHEMA_VERSION
 from lavabench.records.verdict import verdict_lines
 from lavabench.redaction import redact_mapping, redact_text
-from lavabench.report.terminal import print_summary
-from lavabench.report.workloads import print_workload_tables
 from lavabench.runner.loop import RunOutcome
 from lavabench.wire.endpoints import Endpoint
 
@@ -126,6 +124,11 @@ def print_end(
     outcome: RunOutcome,
     secrets: list[str],
 ) -> None:
+    from lavabench.analysis.tables import per_model_summary
+    from lavabench.records.reader import read_columns
+    from lavabench.report.terminal import print_summary
+    from lavabench.report.workloads import print_workload_tables
+
     sim_note = " (simulated)" if p.conf.endpoint.kind == "sim" else ""
     rows = read_columns(run_dir)
     print_summary(per_model_summary(rows), title=f"lavabench run {run_id}{sim_note}")
