@@ -54,12 +54,20 @@ def test_open_loop_rate_holds_across_two_workers(zero_delay_sim, tmp_path) -> No
     assert sorted(rows["client_worker"].unique()) == [0, 1]
     assert rows.groupby("client_worker").size().tolist() == [50, 50]
     # one origin for both processes: their stamps merge into one schedule
-    sends = np.sort(rows["first_send_ns"].to_numpy()) / 1e9
-    achieved = (len(sends) - 1) / (sends[-1] - sends[0])
-    assert achieved == pytest.approx(rate, rel=0.02)
     intended = np.sort(rows["intended_send_ns"].to_numpy()) / 1e9
     assert np.allclose(np.diff(intended), 1 / rate, atol=1e-6)  # the global schedule, interleaved
-    assert rows["dispatch_late_s"].max() < 0.05
+    # the rate from the clients' own send stamps. Not from the first and last send alone: one
+    # of them held up 40 ms by a busy machine moved that estimate by 2% (the flake). Each of
+    # the n/2 pairs (i, i + n/2) spans half the run (~1 s at 100 requests); the median of
+    # their rates is off by 2% only if most pairs' lateness differs by > 20 ms, i.e. the
+    # dispatch drifted for most of the run, not one stall
+    sends = np.sort(rows["first_send_ns"].to_numpy()) / 1e9
+    half = len(sends) // 2
+    achieved = half / np.median(sends[half:] - sends[: len(sends) - half])
+    assert achieved == pytest.approx(rate, rel=0.02)
+    # kept to the schedule: a stall of d seconds delays ~d x 50 consecutive sends, so the
+    # bound is on the 95th percentile (5 of 100 sends), not on the single worst send
+    assert np.quantile(rows["dispatch_late_s"], 0.95) < 0.05, rows["dispatch_late_s"].max()
     info = read_run_json(tmp_path / "w")
     assert [w["concurrency"] for w in info["workers"]] == [8, 8]
     assert len({w["pid"] for w in info["workers"]}) == 2
