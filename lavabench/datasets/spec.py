@@ -30,6 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from lavabench.datasets.compact import PromptTable
 from lavabench.datasets.prompt import Message, Prompt, prompt_sha256
 from lavabench.errors import ConfigError, DatasetError
 
@@ -335,8 +336,9 @@ class _Row:
     tools_json: str | None = None
 
 
-def load_prompts(spec: DatasetSpec) -> list[Prompt]:
-    """Validate every row of the dataset, then render the selected rows in order.
+def load_prompts(spec: DatasetSpec) -> PromptTable:
+    """Validate every row of the dataset, then render the selected rows in order, packed
+    (datasets/compact.py: a large dataset's prompts as objects were most of a run's memory).
 
     Nothing is returned unless the whole dataset (and its few-shot split) is valid; the
     DatasetError lists up to MAX_LISTED_PROBLEMS problems as `path:line: field 'x': what`.
@@ -344,12 +346,10 @@ def load_prompts(spec: DatasetSpec) -> list[Prompt]:
     if spec.format == "bfcl":
         from lavabench.datasets.bfcl import load_bfcl
 
-        prompts = load_bfcl(
-            spec.path, spec.name, spec.system_prompt, _json_or_none(spec.tool_choice)
-        )
+        calls = load_bfcl(spec.path, spec.name, spec.system_prompt, _json_or_none(spec.tool_choice))
         if spec.shuffle:
-            random.Random(spec.seed).shuffle(prompts)
-        return prompts[: spec.limit] if spec.limit is not None else prompts
+            random.Random(spec.seed).shuffle(calls)
+        return PromptTable(calls[: spec.limit] if spec.limit is not None else calls)
     rows = _load_rows(spec, spec.path, require_id=spec.id_field is not None)
     if spec.shuffle:
         random.Random(spec.seed).shuffle(rows)
@@ -359,7 +359,7 @@ def load_prompts(spec: DatasetSpec) -> list[Prompt]:
     if spec.few_shot_n and spec.few_shot_path:
         for shot in _load_rows(spec, spec.few_shot_path, require_id=False):
             shots_by_group.setdefault(shot.group, []).append(shot)
-    prompts = []
+    prompts = PromptTable()
     for r in rows:
         shots = shots_by_group.get(r.group) or shots_by_group.get(None) or []
         prompts.append(

@@ -17,7 +17,7 @@ import gc
 import inspect
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -206,7 +206,9 @@ class Runner:
         sys.setswitchinterval(_SWITCH_INTERVAL_S)
         start = time.perf_counter()
         slots = asyncio.Semaphore(concurrency or self._s.concurrency)
-        pending = list(jobs)
+        # a Sequence (runner/plan.JobPlan) is read as it goes: listing it would build every
+        # Job of a 100k-item plan up front (bench_memory)
+        pending = jobs if isinstance(jobs, Sequence) else list(jobs)
         arrivals = self._arrivals if arrivals_s is None else arrivals_s
         if arrivals is not None and len(arrivals) < len(pending):
             raise ValueError("arrivals_s: one intended send time per job is needed")

@@ -29,7 +29,7 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -74,7 +74,7 @@ class WorkerShare:
 
 
 def shares(
-    jobs: list[Job],
+    jobs: Sequence[Job],
     arrivals_s: list[float] | None,
     *,
     count: int,

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +194,7 @@ def run_loop(
         return loop_runner.run(go())
 
 
-async def run_jobs(runner: Runner, jobs: list[Job], r: Any, sink: Any) -> RunOutcome:
+async def run_jobs(runner: Runner, jobs: Sequence[Job], r: Any, sink: Any) -> RunOutcome:
     """All jobs at the run's load, or a load sweep's steps (each a slice of the jobs)."""
     if r.load_sweep is None:
         return await runner.run(jobs)

@@ -5,7 +5,7 @@ Its own module so the phases and the resume fingerprint can name it without impo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from lavabench.catalog import Catalog
@@ -25,8 +25,8 @@ class Prepared:
     conf: LavabenchConf
     catalog: Catalog
     spec: DatasetSpec | None  # None: a workload run (`workload=`)
-    prompts: list[Prompt]
-    jobs: list[Job]
+    prompts: Sequence[Prompt]  # a dataset's: a PromptTable (datasets/compact.py), packed
+    jobs: Sequence[Job]  # runner/plan.JobPlan: jobs made when read, or a list (adaptive rounds)
     grade: Callable[[Job, Record, str], Awaitable[None]]
     judge: Judge | None = None  # llm_judge: bound to the endpoint once it is resolved
     workload: WorkloadPlan | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,12 @@ from lavabench.errors import ConfigError, StoreError
 from lavabench.grading.registry import check_grader
 from lavabench.load.budget import SpendGuard, plan_costs
 from lavabench.load.steps import step_sizes
-from lavabench.records.reader import read_records
+from lavabench.records.reader import read_columns
 from lavabench.records.store import read_run_json
 from lavabench.runner.grade import grade_hook
 from lavabench.runner.judge import GRADER_NAME as JUDGE_GRADER
 from lavabench.runner.judge import Judge, judge_options
-from lavabench.runner.plan import Job, plan_jobs
+from lavabench.runner.plan import Job, JobPlan, plan_jobs
 from lavabench.runner.workers import (
     WorkerShare,
 )
@@ -85,13 +86,15 @@ def prepare(cfg: DictConfig) -> Prepared:
         )
         return Prepared(conf, catalog, spec, prompts, jobs, judge, judge)
     grader = check_grader(spec.grader, spec.grader_options)
-    for prompt in prompts:  # a reference the grader cannot read fails now, not after paying
-        if prompt.reference is not None:
-            grader("", prompt.reference, spec.grader_options)
+    # a reference the grader cannot read fails now, not after paying; each distinct one once
+    # (in dataset order, so the first bad one is named): MMLU's 14k items have 4 references
+    for reference in dict.fromkeys(q.reference for q in prompts):
+        if reference is not None:
+            grader("", reference, spec.grader_options)
     return Prepared(conf, catalog, spec, prompts, jobs, grade_hook(grader, spec))
 
 
-def plan_run(conf: LavabenchConf, models: list[Model], prompts: list[Prompt]) -> list[Job]:
+def plan_run(conf: LavabenchConf, models: list[Model], prompts: Sequence[Prompt]) -> JobPlan:
     """The run's jobs; a load sweep's are sized to its steps (items cycled as repeats)."""
     r = conf.runner
     sweep = r.load_sweep
@@ -109,7 +112,7 @@ def plan_run(conf: LavabenchConf, models: list[Model], prompts: list[Prompt]) ->
 
 def resume_jobs(
     run_dir: Path, p: Prepared, fingerprint: dict[str, Any] | None = None
-) -> tuple[dict[str, Any], list[Job]]:
+) -> tuple[dict[str, Any], Sequence[Job]]:
     """Keep the items that already have an ok row; plan only the rest. A run whose rows
     were asked differently (fingerprint.py) is refused before anything is sent."""
 
@@ -126,11 +129,12 @@ def resume_jobs(
             "resume with the same dataset, or start a new run"
         )
     try:
-        done = read_records(run_dir).to_pandas()
+        done = read_columns(run_dir, ["job_id", "status"]).to_pandas()
     except StoreError:
         return previous, p.jobs  # killed before its first flush: nothing to keep
     ok = set(done.loc[done["status"] == "ok", "job_id"])
-    remaining = [job for job in p.jobs if job.job_id not in ok]
+    del done
+    remaining = _select(p.jobs, (i for i, job in enumerate(p.jobs) if job.job_id not in ok))
     log.info("resume %s: %d items done, %d to run", p.conf.resume, len(ok), len(remaining))
     return previous, remaining
 
@@ -190,10 +194,18 @@ def budget_guard(p: Prepared) -> SpendGuard | None:
 def prepare_share(cfg: DictConfig, share: WorkerShare) -> Prepared:
     """In a worker: the run prepared again from the resolved config, cut to its share."""
     p = prepare(cfg)
-    by_id = {job.job_id: job for job in p.jobs}
-    p.jobs = [by_id[job_id] for job_id in share.job_ids]
+    at = {job.job_id: i for i, job in enumerate(p.jobs)}
+    p.jobs = _select(p.jobs, (at[job_id] for job_id in share.job_ids))
+    del at
     r = p.conf.runner
     r.concurrency, r.rate, r.budget_usd, r.workers = (
         share.concurrency, share.rate, share.budget_usd, 1
     )  # fmt: skip
     return p
+
+
+def _select(jobs: Sequence[Job], indices: Iterable[int]) -> Sequence[Job]:
+    """These jobs of the plan, still built on access when the plan is a JobPlan."""
+    if isinstance(jobs, JobPlan):
+        return jobs.select(indices)
+    return [jobs[i] for i in indices]

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,7 +63,7 @@ class WorkloadPlan:
     calibration: dict[str, Calibration] = field(default_factory=dict)
     output_control: dict[str, str] = field(default_factory=dict)  # model -> how, once known
 
-    def arrivals_s(self, jobs: list[Job]) -> list[float] | None:
+    def arrivals_s(self, jobs: Sequence[Job]) -> list[float] | None:
         """A trace's open-loop send times (recorded offset / speed), one per job; None for the
         other kinds (they take the run's load shape)."""
         if self.spec.kind != "trace":
