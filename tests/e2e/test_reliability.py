@@ -10,7 +10,9 @@ import random
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,47 +84,72 @@ def test_sigterm_stops_cleanly_then_resume_finishes(fast_sim, tmp_path) -> None:
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
 
 
-def _kill_9_then_resume(base_url: str, tmp_path: Path, delays: list[float]) -> None:
+def _kill_9_then_resume(base_url: str, tmp_path: Path, delays: list[float], at_once: int) -> None:
     """For each delay: start a run, SIGKILL it that long after its first part is on disk,
-    resume it; nothing finished is lost or duplicated. Most kills must land mid-way."""
+    resume it; nothing finished is lost or duplicated. Most kills must land mid-way.
+
+    `at_once` trials run side by side (each its own run against the one simulator): their
+    start-ups overlap on 2 cores, and each kill is timed from its own run's first part."""
     trials = []
-    for trial, delay in enumerate(delays):
-        run_id = f"kill{trial}"
-        proc = _spawn(_args(base_url, tmp_path, run_id))
-        # the kill lands at a point of the sending phase counted from the first part on
-        # disk (start-up time varies with the machine's load; a whole run ~1.7 s)
-        parts = tmp_path / run_id / "records.parts"
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and not list(parts.glob("part-*.parquet")):
-            assert time.monotonic() < deadline, "the run never wrote rows"
-            time.sleep(0.01)
-        try:
-            proc.wait(timeout=delay)  # finished before the kill: still a valid trial
-        except subprocess.TimeoutExpired:
-            proc.kill()  # SIGKILL: no flush, no finally
-            proc.wait()
-        run_dir = tmp_path / run_id
-        before = _snapshot(run_dir)
-        # killed before Hydra made the directory: nothing ran, so start it afresh
-        again = f"resume={run_id}" if run_dir.is_dir() else "runner.seed=0"
-        resumed = run_cli(_args(base_url, tmp_path, run_id, again), env={"LAVA_SECRET_KEY": SECRET})
-        assert resumed.returncode == 0, (trial, resumed.stderr)
-        _assert_complete(run_dir, before)
-        trials.append((round(delay, 2), len(before)))
+    for first in range(0, len(delays), at_once):
+        batch = list(enumerate(delays))[first : first + at_once]
+        befores = _kill_batch(base_url, tmp_path, batch)
+        with ThreadPoolExecutor(len(batch)) as pool:
+            resumed = list(pool.map(lambda trial: _resume(base_url, tmp_path, trial), batch))
+        for (trial, delay), before, done in zip(batch, befores, resumed, strict=True):
+            assert done.returncode == 0, (trial, done.stderr)
+            _assert_complete(tmp_path / f"kill{trial}", before)
+            trials.append((round(delay, 2), len(before)))
     print("\nkill -9 trials (s after the first part, ok rows on disk at the kill):", trials)
     mid_way = [kept for _d, kept in trials if 0 < kept < 60]
     assert len(mid_way) >= len(delays) // 2, f"too few trials killed a run mid-way: {trials}"
 
 
-@pytest.mark.timeout(240)  # 6 start-ups: on a loaded 2-core machine ~20 s each
+def _kill_batch(
+    base_url: str, tmp_path: Path, batch: list[tuple[int, float]]
+) -> list[dict[str, str]]:
+    """Start the batch's runs, SIGKILL each `delay` s after its first part (start-up time
+    varies with the machine's load; a whole run ~1.7 s); each run's ok rows at its kill."""
+    procs = {trial: _spawn(_args(base_url, tmp_path, f"kill{trial}")) for trial, _d in batch}
+    kill_at: dict[int, float] = {}
+    ended: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(ended) < len(batch):
+        now = time.monotonic()
+        for trial, delay in batch:
+            proc, parts = procs[trial], tmp_path / f"kill{trial}" / "records.parts"
+            if trial not in kill_at:
+                if proc.poll() is not None or list(parts.glob("part-*.parquet")):
+                    kill_at[trial] = now + delay
+            elif trial not in ended and (proc.poll() is not None or now >= kill_at[trial]):
+                if proc.poll() is None:  # finished before its kill: still a valid trial
+                    proc.kill()  # SIGKILL: no flush, no finally
+                proc.communicate()
+                ended.add(trial)
+        assert len(kill_at) == len(batch) or now < deadline, "the run never wrote rows"
+        time.sleep(0.01)
+    return [_snapshot(tmp_path / f"kill{trial}") for trial, _d in batch]
+
+
+def _resume(base_url: str, tmp_path: Path, trial: tuple[int, float]) -> Any:
+    run_id = f"kill{trial[0]}"
+    # killed before Hydra made the directory: nothing ran, so start it afresh
+    again = f"resume={run_id}" if (tmp_path / run_id).is_dir() else "runner.seed=0"
+    return run_cli(_args(base_url, tmp_path, run_id, again), env={"LAVA_SECRET_KEY": SECRET})
+
+
+@pytest.mark.timeout(240)  # 6 start-ups, 3 at a time: a loaded 2-core machine took ~120 s
 def test_kill_9_at_three_random_points_then_resume(fast_sim, tmp_path) -> None:
     """`make test`'s version: one random point in each third of the sending phase's first
-    1.4 s, so the early, middle and late kills are all covered every time (6 CLI start-ups,
-    ~20 s on 2 cores). The 10-point version is marked slow."""
+    1.4 s, so the early, middle and late kills are all covered every time; the three runs
+    side by side, then the three resumes. The 10-point version (one at a time) is slow."""
     base_url, _log = fast_sim
     rng = random.Random(20261125)
     _kill_9_then_resume(
-        base_url, tmp_path, [rng.uniform(i * 0.47, (i + 1) * 0.47) for i in range(3)]
+        base_url,
+        tmp_path,
+        [rng.uniform(i * 0.47, (i + 1) * 0.47) for i in range(3)],
+        at_once=3,
     )
 
 
@@ -134,7 +161,7 @@ def test_kill_9_at_ten_random_points_then_resume(fast_sim, tmp_path) -> None:
     """The same property at ten uniformly random points (`make test-slow`)."""
     base_url, _log = fast_sim
     rng = random.Random(20261125)
-    _kill_9_then_resume(base_url, tmp_path, [rng.uniform(0.0, 1.4) for _ in range(10)])
+    _kill_9_then_resume(base_url, tmp_path, [rng.uniform(0.0, 1.4) for _ in range(10)], at_once=1)
 
 
 def test_budget_stops_within_one_request_of_the_limit(fast_sim, tmp_path) -> None:
