@@ -13,6 +13,8 @@ exact fractions so that large integers never collide through float rounding.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from collections.abc import Callable, Mapping
 from fractions import Fraction
@@ -107,19 +109,43 @@ def _normalise_latex(text: str) -> str:
     return _LATEX_THOUSANDS.sub(lambda m: "," if m.group(0) == "{,}" else "", text)
 
 
+def _number_of(m: re.Match[str]) -> Fraction | None:
+    """One `_NUMBER` match as a Fraction; None for a fraction with a zero denominator.
+
+    Integers go through int(): Fraction's string parser costs ~10x more, and graders run
+    on the event loop for every answer (bench/bench_cli.py)."""
+    if m.group("fnum") is not None:
+        den = int(m.group("fden"))
+        if den == 0:
+            return None
+        value = Fraction(int(m.group("fnum")), den)
+    else:
+        text = m.group("num").replace(",", "")
+        value = Fraction(int(text)) if text.isdigit() else Fraction(text)
+    negative = (m.group("sign") is not None) != (m.group("sign2") is not None)
+    return -value if negative else value
+
+
 def _numbers(text: str) -> list[Fraction]:
-    values: list[Fraction] = []
+    return [v for m in _NUMBER.finditer(text) if (v := _number_of(m)) is not None]
+
+
+def _first_number(text: str) -> Fraction | None:
+    """`_numbers(text)[0]` without converting the numbers after it."""
     for m in _NUMBER.finditer(text):
-        if m.group("fnum") is not None:
-            den = int(m.group("fden"))
-            if den == 0:
-                continue
-            value = Fraction(int(m.group("fnum")), den)
-        else:
-            value = Fraction(m.group("num").replace(",", ""))
-        negative = (m.group("sign") is not None) != (m.group("sign2") is not None)
-        values.append(-value if negative else value)
-    return values
+        value = _number_of(m)
+        if value is not None:
+            return value
+    return None
+
+
+def _last_number(text: str) -> Fraction | None:
+    """`_numbers(text)[-1]` without converting the numbers before it."""
+    for m in reversed(list(_NUMBER.finditer(text))):
+        value = _number_of(m)
+        if value is not None:
+            return value
+    return None
 
 
 # Where the stated answer's clause ends: "72, since 48/2 = 24" states 72, and the working
@@ -135,14 +161,16 @@ def _number_in_segment(segment: str) -> Fraction | None:
     """The number an answer segment's first clause states: after that clause's last "="
     ("12 + 30 = 42"), else its first number; else the segment's first number."""
     clause = _CLAUSE_END.split(segment, 1)[0]
-    if _numbers(clause):
+    first = _first_number(clause)
+    if first is not None:
         segment = clause
+    else:
+        first = _first_number(segment)
     if "=" in segment:
-        after = _numbers(segment.rsplit("=", 1)[1])
-        if after:
-            return after[0]
-    found = _numbers(segment)
-    return found[0] if found else None
+        after = _first_number(segment.rsplit("=", 1)[1])
+        if after is not None:
+            return after
+    return first
 
 
 def _line_after(text: str, start: int) -> str:
@@ -159,7 +187,10 @@ def _braced(text: str, start: int) -> str:
 
 def _marker_segments(text: str) -> list[tuple[int, str]]:
     segments = [(m.start(), _braced(text, m.end())) for m in _BOXED.finditer(text)]
-    for marker in (_ANSWER_MARKER, _HASH_MARKER):
+    # The case-insensitive marker scan costs ~10 us per answer; skip it when no "answer"
+    # can be in the text (casefold covers the re module's case equivalences, e.g. U+017F).
+    has_answer = "answer" in text.casefold() or "\u7b54\u6848" in text
+    for marker in (_ANSWER_MARKER, _HASH_MARKER) if has_answer else (_HASH_MARKER,):
         segments.extend((m.start(), _line_after(text, m.end())) for m in marker.finditer(text))
     segments.sort(key=lambda s: s[0])
     return segments
@@ -173,8 +204,7 @@ def extract_number(text: str) -> Fraction | None:
         value = _number_in_segment(segment)
         if value is not None:
             return value
-    found = _numbers(text)
-    return found[-1] if found else None
+    return _last_number(text)
 
 
 def format_number(value: Fraction) -> str:
@@ -208,7 +238,25 @@ def extract_answer(text: str) -> str | None:
 
 
 def _tolerance(options: Mapping[str, Any], key: str, default: float) -> Fraction:
-    return Fraction(options.get(key, default))
+    return _fraction(options.get(key, default))
+
+
+@functools.lru_cache(maxsize=64)
+def _fraction(value: float) -> Fraction:
+    """Fraction(value), once per distinct tolerance (a float's conversion is not cheap)."""
+    return Fraction(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _int_allowance(abs_tol: float) -> int:
+    """The largest integer difference within max(abs_tol, 0)."""
+    return math.floor(max(Fraction(abs_tol), Fraction(0)))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _reference_number(reference: str) -> Fraction | None:
+    """A reference's number, parsed once per distinct reference, not once per answer."""
+    return extract_number(reference)
 
 
 # --- graders -----------------------------------------------------------------------------
@@ -229,7 +277,7 @@ def numeric(response_text: str, reference: str | None, options: Mapping[str, Any
     extracted = None if value is None else format_number(value)
     if reference is None:
         return Grade(correct=None, score=None, extracted=extracted)
-    expected = extract_number(reference)
+    expected = _reference_number(reference)
     if expected is None:
         raise DatasetError(
             f"reference {reference!r} contains no number, so the numeric grader cannot grade "
@@ -237,10 +285,17 @@ def numeric(response_text: str, reference: str | None, options: Mapping[str, Any
         )
     if value is None:
         return Grade(correct=False, score=0.0, extracted=None)
-    abs_tol = _tolerance(options, "abs_tol", 1e-6)
-    rel_tol = _tolerance(options, "rel_tol", 0.0)
-    allowed = max(abs_tol, rel_tol * max(abs(value), abs(expected)))
-    correct = abs(value - expected) <= allowed
+    raw_abs, raw_rel = options.get("abs_tol", 1e-6), options.get("rel_tol", 0.0)
+    if raw_rel == 0 and value.denominator == 1 and expected.denominator == 1:
+        # Two integers, an absolute tolerance: the same test in int arithmetic (|a - b| is
+        # an integer, so it is <= max(abs_tol, 0) iff it is <= that bound's floor), without
+        # the ~15 us of Fraction operations per answer.
+        correct = abs(value.numerator - expected.numerator) <= _int_allowance(raw_abs)
+    else:
+        abs_tol = _tolerance(options, "abs_tol", 1e-6)
+        rel_tol = _tolerance(options, "rel_tol", 0.0)
+        allowed = max(abs_tol, rel_tol * max(abs(value), abs(expected)))
+        correct = abs(value - expected) <= allowed
     return Grade(correct=correct, score=1.0 if correct else 0.0, extracted=extracted)
 
 
