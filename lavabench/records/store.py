@@ -67,8 +67,14 @@ def records_to_table(records: list[Record], schema: pa.Schema) -> pa.Table:
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
+    """One part, written while tokens arrive on the same core: the cheapest encoding that
+    stays compact (measured on 500 real rows: zstd with dictionaries and statistics 10.6 ms
+    and 105 KB; snappy, plain encoding, no statistics 5.8 ms and 123 KB). Parts are
+    temporary: `finalize_parts` re-encodes every row into records.parquet with zstd."""
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
+    pq.write_table(
+        table, tmp, compression="snappy", use_dictionary=False, write_statistics=False
+    )
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
