@@ -13,6 +13,7 @@ Warm-up requests are a barrier per model: its measured requests start after they
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import inspect
 import sys
@@ -50,6 +51,7 @@ class Observer(Protocol):
 
 
 _SWITCH_INTERVAL_S = 0.0005  # see Runner.run
+_GC_YOUNG_THRESHOLD = 50_000  # see Runner.run
 
 
 class InFlightProbe(Protocol):
@@ -200,6 +202,12 @@ class Runner:
         # while tokens arrive (measured: a 50 ms stall at c=32 in a large process).
         gc.collect()
         gc.freeze()
+        # ... and collect the young generation every 50,000 net allocations, not 700: with
+        # 256 requests in flight their live objects were traversed (and promoted) again and
+        # again; the collector took 18-27% of the client's CPU at c=256 (gc.callbacks,
+        # bench/bench_cli.py). Garbage in cycles waits at most 50,000 objects longer.
+        gc_threshold = gc.get_threshold()
+        gc.set_threshold(max(gc_threshold[0], _GC_YOUNG_THRESHOLD), *gc_threshold[1:])
         # The Parquet writer thread converts rows while tokens arrive; when it holds the GIL
         # the loop thread waits up to the switch interval (5 ms by default) to stamp them.
         switch_interval = sys.getswitchinterval()
@@ -277,6 +285,7 @@ class Runner:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
             gc.unfreeze()
+            gc.set_threshold(*gc_threshold)
             sys.setswitchinterval(switch_interval)
         if self._crash is not None:
             raise self._crash  # a bug of ours, not a gateway failure: never swallow it
@@ -286,13 +295,17 @@ class Runner:
 
     def _track(self, task: asyncio.Task[None], slots: asyncio.Semaphore) -> None:
         self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-        task.add_done_callback(self._note_crash)
-        probe = self._in_flight_probe
-        if probe is not None:
-            probe.started()
-            task.add_done_callback(lambda _t: probe.finished())
-        task.add_done_callback(lambda _t: slots.release())
+        if self._in_flight_probe is not None:
+            self._in_flight_probe.started()
+        # one done callback, not four: each is its own call_soon handle in the loop
+        task.add_done_callback(functools.partial(self._job_done, slots))
+
+    def _job_done(self, slots: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._note_crash(task)
+        if self._in_flight_probe is not None:
+            self._in_flight_probe.finished()
+        slots.release()
 
     async def _or_stop(self, pending: Awaitable[WireRequest]) -> WireRequest | None:
         """A request built later, or None if the run stops first (an interrupt, a fatal
