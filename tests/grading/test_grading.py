@@ -99,6 +99,18 @@ def test_numeric_tolerances() -> None:
     assert numeric("42.00001", "42", {"abs_tol": 0}).correct is False
 
 
+def test_numeric_integer_answers_with_an_absolute_tolerance() -> None:
+    # integers and abs_tol only take an int-arithmetic path: the same test as Fractions
+    assert numeric("43", "42", {"abs_tol": 1}).correct is True
+    assert numeric("43", "42", {"abs_tol": 0.999}).correct is False
+    assert numeric("44", "42", {"abs_tol": 2.5}).correct is True
+    assert numeric("45", "42", {"abs_tol": 2.5}).correct is False
+    assert numeric("The answer is -3.", "3", {"abs_tol": 5}).correct is False  # |-6| > 5
+    assert numeric("The answer is -3.", "-3", {}).correct is True
+    assert numeric("The answer is 1,234.", "1234", {"abs_tol": 0}).correct is True
+    assert numeric("42", "42.5", {"abs_tol": 0.5}).correct is True  # not both integers
+
+
 def test_large_integers_do_not_collide_through_floats() -> None:
     big = 10**20
     assert numeric(f"The answer is {big + 1}.", str(big), {"abs_tol": 0}).correct is False
