@@ -64,9 +64,11 @@ DUMMY_KEY = "aks_test_benchcli0123456789"  # never leaves loopback
 
 
 @contextlib.contextmanager
-def sse_server(core: int | None) -> Iterator[tuple[str, int]]:
+def sse_server(core: int | None, coalesce: bool = False) -> Iterator[tuple[str, int]]:
     """bench/sse_server.py on an ephemeral port (pinned to `core`): (base URL, pid)."""
     cmd = [sys.executable, str(ROOT / "bench" / "sse_server.py"), "--port", "0"]
+    if coalesce:
+        cmd.append("--coalesce")
     if core is not None:
         cmd += ["--core", str(core)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -251,6 +253,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="runner.repeats=6 (2,520 requests)")
     parser.add_argument("--checkout", action="append", default=[], metavar="NAME=DIR",
                         help="compare checkouts: run each one's lavabench (cwd=DIR) in every round")  # fmt: skip
+    parser.add_argument("--coalesce", action="store_true",
+                        help="the server writes each response at once (default: one write per event)")  # fmt: skip
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "cli.json")
     args = parser.parse_args()
     repeats = 6 if args.quick else args.repeats
@@ -259,7 +263,7 @@ def main() -> None:
     pin = {0, 1} <= original
     with (
         tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp,
-        sse_server(0 if pin else None) as (url, pid),
+        sse_server(0 if pin else None, args.coalesce) as (url, pid),
     ):
         if pin:
             os.sched_setaffinity(0, {1})  # this process and the lavabench child: core 1
@@ -271,6 +275,7 @@ def main() -> None:
     result = {
         "requests": DEFAULT_MODELS * DEMO_ITEMS * repeats,
         "pinned": pin,
+        "server_writes": "one per response" if args.coalesce else "one per event",
         "summary": summarize(pairs, args.concurrency, next(iter(variants))),
         "variants": {k: summarize(pairs, args.concurrency, k) for k in variants},
         "checkouts": variants,

@@ -228,6 +228,49 @@ def targets_section(client, bare, peers, rate, memory, report) -> list[str]:
     return lines
 
 
+def cli_section(path: Path) -> list[str]:
+    """Issue 21: `lavabench run` (the CLI, default options) vs the bare loop, bench_cli.py."""
+    if not path.exists():
+        return []
+    cli = json.loads(path.read_text())
+    s = cli["summary"]
+
+    def mmm(d: dict[str, float], spec: str = ",.0f") -> str:
+        return f"{d['median']:{spec}} ({d['min']:{spec}} - {d['max']:{spec}})"
+
+    ours, bare, ratio, x = s["lavabench_req_per_s"], s["bare_req_per_s"], s["ratio"], s["peer_x"]
+    lines = [
+        "",
+        f"## The user's path (`lavabench run`, c={s['concurrency']}, bench/bench_cli.py)",
+        "",
+        f"bench/sse_server.py (a minimal SSE server, not the simulator; core 0; "
+        f"writes: {cli.get('server_writes', 'one per event')}) answers "
+        f"{cli['requests']:,} requests a run: `lavabench run endpoint=lava` with default options "
+        "(7 models x the demo set x runner.repeats, numeric grading, Parquet, health samplers, "
+        "progress bar on a pty) vs bench_aiohttp's bare loop (after its warm-up), on core 1, "
+        f"{s['pairs']} alternating rounds. lavabench req/s = ok rows / (last done_ns - first "
+        "send_ns) from its records: Python start-up, config and plan before the first send and "
+        "the merge and table after the last answer are outside it (the wall column has them). "
+        "Median (min - max) over rounds.",
+        "",
+        "| client | req/s | wall s incl. start-up | start-up s | after last answer s | loop lag p99 ms |",
+        "|---|---|---|---|---|---|",
+        f"| lavabench run | {mmm(ours)} | {mmm(s['lavabench_wall_s'], '.1f')} | "
+        f"{mmm(s['lavabench_startup_s'], '.1f')} | {mmm(s['lavabench_after_s'], '.1f')} | "
+        f"{mmm(s['lavabench_loop_lag_ms_p99'], '.1f')} |",
+        f"| bare aiohttp | {mmm(bare)} | - | - | - | - |",
+        "",
+        "| measured | target | met |",
+        "|---|---|---|",
+        f"| lavabench run / bare per round: {mmm({k: v * 100 for k, v in ratio.items()}, '.0f')} % "
+        f"| >= {s['target_share']:.0%} | {'yes' if s['share_met'] else 'NO'} |",
+        f"| lavabench run / best peer ({s['best_peer_req_per_s']:,.0f} req/s, "
+        f"{s['best_peer_source']}): {mmm(x, '.1f')} x | >= {s['target_peer_x']:.0f}x | "
+        f"{'yes' if s['peer_x_met'] else 'NO'} |",
+    ]
+    return lines
+
+
 def workloads_section(path: Path) -> list[str]:
     """Issue 17: prompt generation speed, and TTFT error at 100k-token prompts vs 1k."""
     if not path.exists():
@@ -263,6 +306,7 @@ def main() -> None:
         _run("bench_compare.py")
         _run("bench_compare_calibration.py")  # the nightly gate: ~200 pipelines per setting
         _run("bench_workloads.py", *q, "--json", str(RESULTS / "workloads.json"))
+        _run("bench_cli.py", *q)  # issue 21: the CLI against a minimal server, vs bare
     sim = json.loads((RESULTS / "sim.json").read_text())
     client = json.loads((RESULTS / "client.json").read_text())
     bare = json.loads((RESULTS / "aiohttp.json").read_text())
@@ -338,12 +382,15 @@ def main() -> None:
         body = calibration.read_text().splitlines()
         lines += ["", "## " + body[0].lstrip("# "), *body[1:]]
     lines += workloads_section(RESULTS / "workloads.json")
+    lines += cli_section(RESULTS / "cli.json")
     lines += targets_section(client, bare, peers, rate, memory, report)
     (RESULTS / "latest.md").write_text("\n".join(lines))
     raw = {"simulator": sim, "client": client, "bare_aiohttp": bare, "peers": peers,
            "rate": rate, "memory": memory, "report": report, "compare": compare,
            "workloads": json.loads((RESULTS / "workloads.json").read_text())
-           if (RESULTS / "workloads.json").exists() else None}  # fmt: skip
+           if (RESULTS / "workloads.json").exists() else None,
+           "cli": json.loads((RESULTS / "cli.json").read_text())
+           if (RESULTS / "cli.json").exists() else None}  # fmt: skip
     (RESULTS / "latest.json").write_text(json.dumps(raw, indent=2) + "\n")
     print("\n".join(lines))
     print(f"\nwritten: {RESULTS / 'latest.md'}")

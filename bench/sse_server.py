@@ -5,12 +5,14 @@ included) gets a 200 `text/event-stream` in chunked encoding: 32 OpenAI-style
 `chat.completion.chunk` events with one content token each, the last one with
 `finish_reason: stop`, then a chunk with `usage` and no choices, then `data: [DONE]`.
 Zero delay; each event is its own write (one TCP send while the socket has room), as a
-streaming server would produce it. The answer text ends with "The answer is N." where N
+streaming server produces tokens, or with `--coalesce` the whole response in one write
+(fewer, larger reads for the client: less of aiohttp's per-read work, so lavabench's own
+per-request work is a larger share). The answer text ends with "The answer is N." where N
 is the demo dataset's reference answer for the request's last user message (so the
 numeric grader marks it correct); a question it does not know gets N = 0 (graded wrong,
 which costs the grader the same work).
 
-    python bench/sse_server.py [--port 0] [--core 0] [--answers datasets/demo-arith.jsonl]
+    python bench/sse_server.py [--port 0] [--core 0] [--coalesce] [--answers datasets/demo-arith.jsonl]
 
 Prints `port N` on stdout once listening.
 """
@@ -61,6 +63,7 @@ def _events(completion_id: int, answer: str) -> list[bytes]:
 class SSEProtocol(asyncio.Protocol):
     ids: ClassVar[Iterator[int]] = itertools.count()
     answers: ClassVar[dict[str, str]] = {}
+    coalesce: ClassVar[bool] = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -85,10 +88,12 @@ class SSEProtocol(asyncio.Protocol):
             question = str(messages[-1].get("content"))
         except (orjson.JSONDecodeError, AttributeError):
             question = ""
-        write = self.transport.write  # type: ignore[attr-defined]
-        write(_HEAD)
-        for part in _events(next(self.ids), self.answers.get(question, "0")):
-            write(part)
+        parts = [_HEAD, *_events(next(self.ids), self.answers.get(question, "0"))]
+        if self.coalesce:
+            self.transport.write(b"".join(parts))  # type: ignore[attr-defined]
+        else:
+            for part in parts:
+                self.transport.write(part)  # type: ignore[attr-defined]
 
 
 def load_answers(path: Path) -> dict[str, str]:
@@ -114,7 +119,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--core", type=int, default=None, help="pin to this CPU core")
     parser.add_argument("--answers", type=Path, default=root / "datasets" / "demo-arith.jsonl")
+    parser.add_argument(
+        "--coalesce", action="store_true", help="one write per response, not one per event"
+    )
     args = parser.parse_args()
+    SSEProtocol.coalesce = args.coalesce
     if args.core is not None:
         os.sched_setaffinity(0, {args.core})
     SSEProtocol.answers = load_answers(args.answers)
