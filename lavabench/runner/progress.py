@@ -18,7 +18,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lavabench.catalog import pico_to_usd
 from lavabench.records.schema import Record
 
-
 _SHOW_EVERY_S = 0.1
 
 
