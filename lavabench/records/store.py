@@ -72,9 +72,7 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     and 105 KB; snappy, plain encoding, no statistics 5.8 ms and 123 KB). Parts are
     temporary: `finalize_parts` re-encodes every row into records.parquet with zstd."""
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(
-        table, tmp, compression="snappy", use_dictionary=False, write_statistics=False
-    )
+    pq.write_table(table, tmp, compression="snappy", use_dictionary=False, write_statistics=False)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
