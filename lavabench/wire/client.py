@@ -15,6 +15,7 @@ decides, the runner acts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,10 @@ class Attempt:
     error: GatewayError | None = None
     lava_request_id: str | None = None
     server_headers: dict[str, str] = field(default_factory=dict)
+    # the aiohttp wire's silence check (`_ReadWatchdog`): when bytes last arrived, and
+    # whether the watchdog ended the attempt for a silence longer than `read_s`
+    last_read_ns: int = 0
+    stalled: bool = False
 
     @property
     def ok(self) -> bool:
@@ -202,18 +207,37 @@ class HttpClient:
         await self._wire.aclose()
 
     async def send(self, request: WireRequest) -> Attempt:
-        attempt = Attempt(send_ns=time.perf_counter_ns(), started_at=datetime.now(UTC))
+        send_ns = time.perf_counter_ns()
+        attempt = Attempt(send_ns=send_ns, started_at=datetime.now(UTC), last_read_ns=send_ns)
         t = self._timeouts
         now = asyncio.get_running_loop().time()
         total_at = now + t.total_s
         # One deadline: the first-token limit until a token arrives, then the total limit.
         first_at = min(total_at, now + t.first_token_s) if request.stream else total_at
+        watchdog = self._wire.watchdog
         try:
             async with asyncio.timeout_at(first_at) as deadline:
-                await self._wire.exchange(request, attempt, lambda: deadline.reschedule(total_at))
+                if watchdog is not None:
+                    watchdog.watch(attempt, deadline)
+                try:
+                    await self._wire.exchange(
+                        request, attempt, lambda: deadline.reschedule(total_at)
+                    )
+                finally:
+                    if watchdog is not None:
+                        watchdog.unwatch(attempt)
         except TimeoutError:
             got_token = attempt.result is not None and bool(attempt.result.token_times_ns)
-            if not got_token and request.stream and first_at < total_at:
+            if attempt.stalled:  # no bytes for read_s (what aiohttp's sock_read would say)
+                what = (
+                    "stream stalled"
+                    if attempt.http_status == 200
+                    else "timed out before response headers"
+                )
+                attempt.error = (StreamBroken if attempt.http_status == 200 else Unavailable)(
+                    f"{what} (no data for {t.read_s:g} s)"
+                )
+            elif not got_token and request.stream and first_at < total_at:
                 attempt.error = Unavailable(f"no first token within {t.first_token_s:g} s")
             elif attempt.http_status == 200:
                 attempt.error = StreamBroken(f"response not complete within {t.total_s:g} s")
@@ -246,6 +270,8 @@ class _Response(Protocol):
 
 
 class _Wire(Protocol):
+    watchdog: _ReadWatchdog | None  # None: the wire enforces `read_s` itself (httpx)
+
     async def exchange(
         self, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
     ) -> None: ...
@@ -266,9 +292,11 @@ class _AiohttpWire:
 
     def __init__(self, max_connections: int, timeouts: Timeouts) -> None:
         self._max_connections = max_connections
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s
-        )
+        # No sock_read: aiohttp enforces it by cancelling and re-arming a timer on every
+        # read (two loop calls per SSE chunk, ~1.5% of the loop at c=256 in py-spy); the
+        # watchdog checks every attempt's last read a few times per `read_s` instead.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect_s)
+        self.watchdog: _ReadWatchdog | None = _ReadWatchdog(timeouts.read_s)
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -296,6 +324,8 @@ class _AiohttpWire:
             await _consume(_AiohttpResponse(response), request, attempt, on_first_token)
 
     async def aclose(self) -> None:
+        if self.watchdog is not None:
+            await self.watchdog.stop()
         if self._session is not None:
             await self._session.close()
 
@@ -323,6 +353,7 @@ class _HttpxWire:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
+        self.watchdog: _ReadWatchdog | None = None  # httpx's own read timeout applies
         self._urls: dict[str, httpx.URL] = {}
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -374,7 +405,7 @@ async def _consume(
     response: _Response, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
 ) -> None:
     """Status, the headers we keep, then the stream (or body) into `attempt`."""
-    attempt.headers_ns = time.perf_counter_ns()
+    attempt.headers_ns = attempt.last_read_ns = time.perf_counter_ns()
     attempt.http_status = response.status
     for raw_name, raw_value in response.raw_headers:  # one pass, no per-name lookups
         name = raw_name.lower()
@@ -383,7 +414,7 @@ async def _consume(
         elif name in _SERVER_TIMING_HEADERS:
             attempt.server_headers[name.decode()] = raw_value.decode("latin-1")
     if response.status != 200:
-        body = await _read_capped(response.chunks())
+        body = await _read_capped(response.chunks(), attempt)
         attempt.error = classify_response(response.status, body, response.headers)
         return
     if request.stream:
@@ -397,7 +428,7 @@ async def _consume(
                 "stream ended without [DONE]: truncated response", http_status=200
             )
     else:
-        attempt.result, problem = parse_completion(await response.read())
+        attempt.result, problem = parse_completion(await _read_all(response.chunks(), attempt))
         attempt.result.done_ns = time.perf_counter_ns()
         if problem:
             attempt.error = StreamBroken(problem, http_status=200)
@@ -418,7 +449,7 @@ async def _read_stream(
     perf_counter_ns = time.perf_counter_ns
     waiting_for_first = True
     async for chunk in chunks:
-        t_ns = perf_counter_ns()
+        t_ns = attempt.last_read_ns = perf_counter_ns()
         for event in decoder.feed(chunk):
             _apply_event(event, acc, attempt, t_ns)
             if acc.result.error:
@@ -445,10 +476,61 @@ def _apply_event(event: SSEEvent, acc: ChatStreamAccumulator, attempt: Attempt, 
         acc.on_data(event.data, t_ns)
 
 
-async def _read_capped(chunks: AsyncIterator[bytes]) -> bytes:
+async def _read_capped(chunks: AsyncIterator[bytes], attempt: Attempt) -> bytes:
     body = bytearray()
     async for chunk in chunks:
+        attempt.last_read_ns = time.perf_counter_ns()
         body += chunk
         if len(body) >= _MAX_ERROR_BODY:
             break
     return bytes(body)
+
+
+async def _read_all(chunks: AsyncIterator[bytes], attempt: Attempt) -> bytes:
+    """A whole (non-streamed) body, noting each read for the watchdog."""
+    parts = []
+    async for chunk in chunks:
+        attempt.last_read_ns = time.perf_counter_ns()
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class _ReadWatchdog:
+    """`read_s` for the aiohttp wire: ends an attempt whose last read is older than that.
+
+    One task per client wakes every read_s / 4 (at most 1 s) and looks at the attempts in
+    flight (their `last_read_ns`, stamped as bytes arrive): a silence of read_s is noticed
+    within read_s + read_s / 4. It ends the attempt through its own deadline (`stalled`
+    tells `send` why), so the classification is the one of any other timeout."""
+
+    def __init__(self, read_s: float) -> None:
+        self._read_ns = round(read_s * 1e9)
+        self._every_s = min(1.0, read_s / 4)
+        # by id: an Attempt is a mutable dataclass, hence unhashable
+        self._watched: dict[int, tuple[Attempt, asyncio.Timeout]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, attempt: Attempt, deadline: asyncio.Timeout) -> None:
+        self._watched[id(attempt)] = (attempt, deadline)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def unwatch(self, attempt: Attempt) -> None:
+        self._watched.pop(id(attempt), None)
+
+    async def _run(self) -> None:
+        clock, loop = time.perf_counter_ns, asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._every_s)
+            limit = clock() - self._read_ns
+            for attempt, deadline in list(self._watched.values()):
+                if attempt.last_read_ns < limit and not attempt.stalled and not deadline.expired():
+                    attempt.stalled = True
+                    deadline.reschedule(loop.time())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

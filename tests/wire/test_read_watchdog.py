@@ -1,0 +1,44 @@
+"""`read_s` on the aiohttp wire: a watchdog, not aiohttp's per-read timer (wire/client.py).
+Through the real wire to a scripted loopback server (tests/fake_server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from lavabench.errors import StreamBroken
+from lavabench.wire.client import HttpClient, Timeouts, WireRequest
+from tests.fake_server import FakeServer, Reply, chunk, sse
+
+BODY = b'{"model": "accounts/fireworks/models/m"}'
+
+
+def _send(reply: Reply, read_s: float):
+    async def go():
+        async with FakeServer({"m": reply}) as server:
+            client = HttpClient(max_connections=2, timeouts=Timeouts(read_s=read_s, total_s=10))
+            try:
+                t0 = time.perf_counter()
+                attempt = await client.send(WireRequest(server.url, {}, BODY, True))
+                return attempt, time.perf_counter() - t0
+            finally:
+                await client.aclose()
+
+    return asyncio.run(go())
+
+
+def test_a_stream_silent_for_longer_than_read_s_is_ended_as_stalled() -> None:
+    # two tokens, then 3 s of silence: ended within read_s + read_s / 4 of the last read
+    reply = Reply(parts=sse(chunk("4"), chunk("2")), hold_s=3.0)
+    attempt, took_s = _send(reply, read_s=0.2)
+    assert isinstance(attempt.error, StreamBroken), attempt.error
+    assert attempt.error.message == "stream stalled (no data for 0.2 s)"
+    assert attempt.result is not None and attempt.result.answer_text == "42"  # kept
+    assert 0.2 <= took_s < 1.5
+
+
+def test_gaps_shorter_than_read_s_are_not_a_stall() -> None:
+    parts = sse(chunk("a"), chunk("b"), chunk("c"), chunk("d"), "[DONE]")
+    attempt, _ = _send(Reply(parts=parts, gap_s=0.15), read_s=0.3)  # 0.6 s in all
+    assert attempt.error is None, attempt.error
+    assert attempt.result is not None and attempt.result.answer_text == "abcd"
