@@ -36,7 +36,10 @@ class AdaptiveConf:
     alpha: float = 0.05
     seed: int = 0  # the shuffled item order, one for all models (paired)
     batch: int = 25  # items per model and round
-    window: int | None = None  # models per round (the cheapest still needing items); null: all
+    window: int | None = 1  # models per round (the cheapest still needing items); null: all
+    seq_share: float = 0.5  # of alpha for early acceptance (W+); the rest for the final look
+    futility: float = 0.02  # stop a model whose chance to pass the final look is below this
+    min_items: int = 25  # answers before a model can be stopped for futility
     max_rounds: int | None = None  # stop after this many rounds this process (resume= goes on)
 
     def __post_init__(self) -> None:
@@ -46,6 +49,10 @@ class AdaptiveConf:
             raise ConfigError("runner.adaptive.batch and window must be >= 1 (window: or null)")
         if self.max_rounds is not None and self.max_rounds < 1:
             raise ConfigError("runner.adaptive.max_rounds must be >= 1 or null")
+        if not 0 <= self.seq_share <= 1 or not 0 <= self.futility < 1 or self.min_items < 1:
+            raise ConfigError(
+                "runner.adaptive.seq_share must be in [0, 1], futility in [0, 1) and min_items >= 1"
+            )
 
 
 @dataclass

@@ -150,12 +150,18 @@ def pick_main(args: list[str]) -> int:
     parser.add_argument(
         "--replay-adaptive", action="store_true",
         help="also replay the adaptive pick on these rows: items shuffled with --seed, rounds "
-        "of --batch items, per model the anytime-valid test; prints every decision, the items "
-        "and spend it would have used",
+        "of --batch items, per model the group-sequential test (early accept, reject, "
+        "futility, final look); prints every decision, the items and spend it would have used",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="item order (--replay-adaptive)")
     parser.add_argument("--batch", type=int, default=25, help="items per model and round")
-    parser.add_argument("--window", type=int, default=None, help="models per round (all)")
+    parser.add_argument(
+        "--window", type=int, default=1, help="models per round, cheapest first (0: all)"
+    )
+    parser.add_argument(
+        "--futility", type=float, default=0.02,
+        help="stop a model whose chance to pass the final look is below this (0: never)",
+    )  # fmt: skip
     parser.add_argument(
         "--include-grading-cost", action="store_true",
         help="rank by cost per item including the LLM judge's requests",
@@ -216,7 +222,8 @@ def _replay_adaptive(prepared: Any, result: Any, opts: argparse.Namespace) -> No
 
     answers, costs = answers_from_rows(prepared, opts.seed)
     prices = {c.model: c.usd_per_1k_items for c in result.candidates}
-    rounds = run_rounds(answers, prices, opts.min_quality, batch=opts.batch, window=opts.window)
+    rounds = run_rounds(answers, prices, opts.min_quality, batch=opts.batch,
+                        window=opts.window or None, futility=opts.futility)  # fmt: skip
     items = min((len(a) for a in answers.values()), default=0)
     print(format_rounds(rounds, costs, items, opts.min_quality))
     full = result.pick.model if result.pick is not None else None

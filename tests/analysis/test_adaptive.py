@@ -9,8 +9,10 @@ import pytest
 from scipy import stats
 
 from lavabench.analysis.adaptive import (
+    Design,
     ModelState,
     answers_from_rows,
+    evidence,
     first_crossing,
     format_rounds,
     log_wealth_paths,
@@ -49,23 +51,71 @@ def test_model_at_threshold_accepted_at_most_at_nominal_rate() -> None:
     assert naive / 200 > max(2 * accepted / seeds, alpha)
 
 
+def test_whole_test_accepts_a_model_at_threshold_at_most_at_nominal_rate() -> None:
+    # every way in (early W+, final look) together: alpha 0.2, K 1, 300 items, exhausted
+    theta, seeds, n = 0.85, 1000, 300
+    design = Design(theta, n, 1, alpha=0.2)
+    x = np.random.default_rng(11).random((seeds, n)) < theta
+    accepted = sum(
+        model_state("m", 1.0, row, design, exhausted=True).decision == "accepted" for row in x
+    )
+    assert accepted <= stats.binom.ppf(0.999, seeds, 0.2), accepted
+    # giving each way in the whole alpha (no split) would accept more: the split matters
+    unsplit = Design(theta, n, 1, alpha=0.4)
+    more = sum(model_state("m", 1.0, r, unsplit, exhausted=True).decision == "accepted" for r in x)
+    assert more > accepted
+
+
 def test_clear_models_decided_and_wealths_recorded() -> None:
     rng = np.random.default_rng(1)
-    good = model_state("good", 1.0, rng.random(1319) < 0.97, 0.85, 0.05, 20)
-    bad = model_state("bad", 0.5, rng.random(1319) < 0.5, 0.85, 0.05, 20)
-    assert good.decision == "accepted" and good.decided_at and good.decided_at < 300
-    assert good.log_w_plus >= np.log(400) > good.log_w_minus
-    assert bad.decision == "rejected" and bad.decided_at and bad.decided_at < 60
-    empty = model_state("none", 1.0, np.array([]), 0.85, 0.05, 20)
+    design = Design(0.85, 1319, 20)
+    good = model_state("good", 1.0, rng.random(1319) < 0.97, design)
+    bad = model_state("bad", 0.5, rng.random(1319) < 0.5, design)
+    assert good.decision == "accepted" and good.decided_at and good.decided_at < 400
+    assert not good.final_look and good.log_w_plus >= design.log_accept_bar > good.log_w_minus
+    assert bad.decision in ("rejected", "futile") and bad.decided_at and bad.decided_at < 60
+    empty = model_state("none", 1.0, np.array([]), design)
     assert empty.decision == "undecided" and empty.items == 0
 
 
+def test_final_look_certifies_what_the_anytime_test_cannot_near_the_bar() -> None:
+    # 1,164 of 1,319 right (0.882, the simulator's kimi-k2p6 on GSM8K) against 0.85, K 20
+    x = np.zeros(1319)
+    x[np.random.default_rng(2).permutation(1319)[:1164]] = 1
+    design = Design(0.85, 1319, 20, futility=0.0)
+    s = model_state("m", 1.0, x, design, exhausted=True)
+    assert s.decision == "accepted" and s.final_look and s.decided_at == 1319
+    assert s.log_w_plus < design.log_accept_bar  # the anytime test alone leaves it undecided
+    assert model_state("m", 1.0, x, design).decision == "undecided"  # items left: no final look
+    # the same answers one short of the bar the final look needs are not certified
+    need = design.final_needed(1319)
+    y = x.copy()
+    y[np.flatnonzero(y)[need - 1 :]] = 0  # the last right answers turned wrong: need - 1 left
+    assert model_state("m", 1.0, y, design, exhausted=True).decision == "undecided"
+
+
+def test_futility_stops_a_model_below_the_bar_and_rarely_a_good_one() -> None:
+    design = Design(0.85, 1319, 20)
+    rng = np.random.default_rng(4)
+    weak = [model_state("w", 1.0, rng.random(1319) < 0.83, design) for _ in range(50)]
+    assert all(s.decision in ("futile", "rejected") for s in weak)
+    assert np.median([s.decided_at for s in weak]) < 400
+    assert all(s.pass_chance < design.futility for s in weak if s.decision == "futile")
+    good = [model_state("g", 1.0, rng.random(1319) < 0.90, design) for _ in range(50)]
+    assert sum(s.decision == "futile" for s in good) <= 3
+    # looks happen at fixed answer counts only: min_items, then every `look`
+    ev = evidence(rng.random(200) < 0.8, design)
+    assert list(np.flatnonzero(~np.isnan(ev.pass_chance)) + 1) == list(range(25, 201, 25))
+
+
 def test_prefix_state_equals_recomputing_on_the_prefix() -> None:
-    x = np.random.default_rng(3).random(600) < 0.9
-    paths = log_wealth_paths(x, 0.85)
-    full = model_state("m", 1.0, x, 0.85, 0.05, 3, paths)
-    for n in (0, 1, 50, 137, 300, 599, 600):
-        assert prefix_state(full, x, paths, n) == model_state("m", 1.0, x[:n], 0.85, 0.05, 3)
+    x = np.random.default_rng(3).random(600) < 0.87
+    design = Design(0.85, 600, 3)
+    ev = evidence(x, design)
+    full = model_state("m", 1.0, x, design, exhausted=True, ev=ev)
+    for n in (0, 1, 50, 137, 300, 599):
+        assert prefix_state(full, x, ev, n) == model_state("m", 1.0, x[:n], design)
+    assert prefix_state(full, x, ev, 600) == full
 
 
 def _s(model: str, decision: str, items: int = 100) -> ModelState:
@@ -81,12 +131,17 @@ def test_plan_stops_at_first_accepted_with_cheaper_rivals_settled() -> None:
     assert (p.pick, p.need_items) == (None, ["a", "b"])
     p = plan([_s("a", "rejected", 1319), _s("b", "undecided", 1319)], 1319)
     assert (p.pick, p.not_certified, p.done) == (None, ["b"], True)
+    p = plan([_s("a", "futile", 75), _s("b", "accepted")], 1319)
+    assert (p.pick, p.not_certified, p.done) == ("b", ["a"], True)
 
 
 def test_states_in_price_order_unknown_price_last() -> None:
     answers = {m: np.ones(10, bool) for m in ("x", "y", "z")}
-    states = states_from_answers(answers, {"x": 3.0, "y": float("nan"), "z": 1.0}, 0.85)
+    prices = {"x": 3.0, "y": float("nan"), "z": 1.0}
+    states = states_from_answers(answers, prices, Design(0.85, 10, 3))
     assert [s.model for s in states] == ["z", "x", "y"]
+    with pytest.raises(ValueError, match=r"design\.k is 2"):
+        states_from_answers(answers, prices, Design(0.85, 10, 2))
 
 
 def test_theta_out_of_range_is_a_clear_error() -> None:
@@ -108,10 +163,11 @@ def test_replay_on_rows_picks_like_the_full_run_with_fewer_requests(
     assert answers["b"].mean() == pytest.approx(0.97) and len(costs["c"]) == 600
     r = run_rounds(answers, {"a": 1.0, "b": 5.0, "c": 9.0}, 0.85, batch=25)
     by = {s.model: s for s in r.states}
-    assert r.plan.pick == "b" and by["a"].decision == "rejected" and by["c"].items < 100
+    assert r.plan.pick == "b" and by["a"].decision == "rejected" and by["c"].items == 0
     assert by["a"].items < 100 and by["b"].items < 400
     text = format_rounds(r, costs, 600, 0.85)
     assert "pick: b" in text and "a: rejected at item" in text and "of 1,800" in text
+    assert "b: accepted (early) at item" in text
     run = write_run(tmp_path / "run", make_rows(spec, 600), {m: ("0.1", "0.2") for m in spec})
     assert main(["pick", str(run), "--min-quality", "0.85", "--replay-adaptive"]) == 0
     assert "adaptive pick same as the full run's (b)" in capsys.readouterr().out

@@ -1,11 +1,13 @@
 """`runner.adaptive`: rounds through the real HTTP stack to the simulator; a run stopped
-mid-way and resumed reaches the same decisions as one that ran through (state from rows)."""
+mid-way (by `max_rounds`, then by its budget) and resumed reaches the same decisions as one
+that ran through (state from rows)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from lavabench.exit_codes import EXIT_STOPPED
 from lavabench.records.reader import read_records
 from tests.conftest import run_cli
 
@@ -30,16 +32,32 @@ def test_stopped_and_resumed_run_decides_like_an_uninterrupted_one(running_sim, 
     through = run_cli(_args(base_url, tmp_path, "through"))
     assert through.returncode == 0, through.stderr
     assert "adaptive round" in through.stdout and "done, pick deepseek-v4-pro" in through.stdout
+    full = _decisions(tmp_path / "through")
+    assert full[0] == "deepseek-v4-pro"
     stopped = run_cli(_args(base_url, tmp_path, "stopped", "runner.adaptive.max_rounds=1"))
     assert stopped.returncode == 0, stopped.stderr
     partial = json.loads((tmp_path / "stopped" / "run.json").read_text())["adaptive"]
     assert not partial["done"] and partial["rounds"] == 1
+    # the budget stops it again part-way (it is below the full plan's lower bound, which an
+    # adaptive run never sends: a warning, not a refusal)
+    rows = read_records(tmp_path / "through").to_pandas()
+    before = len(read_records(tmp_path / "stopped"))
+    # the guard reserves each request's max_tokens bound, so 90 % of the rest stops it early
+    rest = float(rows["cost_pico_usd"].sum()) / 1e12 - _spent(tmp_path / "stopped")
+    budget = f"runner.budget_usd={rest * 0.9:.8f}"
+    cut = run_cli(_args(base_url, tmp_path, "stopped", "resume=stopped", budget))
+    assert cut.returncode == EXIT_STOPPED, cut.stdout + cut.stderr
+    cut_info = json.loads((tmp_path / "stopped" / "run.json").read_text())["adaptive"]
+    assert not cut_info["done"]
+    assert before < len(read_records(tmp_path / "stopped")) < len(rows)
     resumed = run_cli(_args(base_url, tmp_path, "stopped", "resume=stopped"))
     assert resumed.returncode == 0, resumed.stderr
-    assert _decisions(tmp_path / "stopped") == _decisions(tmp_path / "through")
-    full = _decisions(tmp_path / "through")
-    assert full[0] == "deepseek-v4-pro"
-    # fewer requests than every model on every item, and one row per job after the resume
-    rows = read_records(tmp_path / "stopped").to_pandas()
-    assert len(rows) == len(read_records(tmp_path / "through")) < 2 * 60
-    assert rows["job_id"].is_unique
+    assert _decisions(tmp_path / "stopped") == full
+    # fewer requests than every model on every item, and one row per job after the resumes
+    after = read_records(tmp_path / "stopped").to_pandas()
+    assert len(after) == len(rows) < 2 * 60
+    assert after["job_id"].is_unique
+
+
+def _spent(run_dir: Path) -> float:
+    return float(read_records(run_dir).to_pandas()["cost_pico_usd"].sum()) / 1e12

@@ -24,7 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from lavabench.analysis.adaptive import ModelState, Plan, plan, states_from_answers
+from lavabench.analysis.adaptive import (
+    Design,
+    ModelState,
+    Plan,
+    describe,
+    plan,
+    state_line,
+    states_from_answers,
+)
 from lavabench.analysis.tables import blended_usd_per_mtok, prepare
 from lavabench.commands.run.prepared import Prepared
 from lavabench.errors import ConfigError, StoreError
@@ -48,7 +56,6 @@ def state_from_rows(
 ) -> tuple[list[ModelState], dict[str, int], dict[str, float], set[str]]:
     """States (price order), items sent per model (the unbroken prefix of the order), known
     spend per model in USD, and the job ids that already have a row."""
-    a = p.conf.runner.adaptive
     models = sorted(_models_of(p))
     prices = {m.name: float(blended_usd_per_mtok(m.price.input, m.price.output))
               for m in p.catalog.select(p.conf.model)}  # fmt: skip
@@ -73,8 +80,20 @@ def state_from_rows(
             graded = prefix[prefix["_in_accuracy"]]
             answers[str(model)] = graded["_correct"].to_numpy(dtype="float64")
             spend[str(model)] = float(prefix["_spent"].sum()) / 1e12
-    states = states_from_answers(answers, prices, a.min_quality, a.alpha)
+    total = len(positions)
+    exhausted = {m for m in models if sent[m] >= total}
+    # the final look is over the answers a model can still have graded: every item minus
+    # those already answered ungraded
+    final_n = {m: total - (sent[m] - len(answers[m])) for m in models}
+    states = states_from_answers(answers, prices, design_of(p, total), exhausted, final_n)
     return states, sent, spend, done
+
+
+def design_of(p: Prepared, items_total: int) -> Design:
+    """The test's settings from `runner.adaptive` (K = every selected model)."""
+    a = p.conf.runner.adaptive
+    k = max(1, len(_models_of(p)))
+    return Design(a.min_quality, items_total, k, a.alpha, a.seq_share, a.futility, a.min_items)
 
 
 def _models_of(p: Prepared) -> set[str]:
@@ -98,22 +117,25 @@ def run_adaptive(p: Prepared, run_dir: Path, writer: RecordWriter, send: Send,
         for j in planned
         if j.repeat == 0  # repeats are later answers to an item, not new items
     }
-    outcome, rounds = RunOutcome(), 0
+    outcome, rounds, stopped = RunOutcome(), 0, False
     while True:
         writer.flush()
         writer.wait()
         states, sent, spend, done = state_from_rows(run_dir, p, positions)
         decision = plan(states, total, a.window, sent)
         info = decisions_info(states, decision, sent, spend, total, rounds)
+        info["design"] = describe(design_of(p, total))
         metadata["adaptive"] = info
         write_run_json(run_dir, {**metadata, "status": "running"})
         print(format_round(info), flush=True)
-        if decision.done or (a.max_rounds is not None and rounds >= a.max_rounds):
+        if stopped or decision.done or (a.max_rounds is not None and rounds >= a.max_rounds):
             return outcome
         jobs = [
             job
             for m in decision.need_items
-            for pos in range(sent[m], min(total, sent[m] + a.batch))
+            # up to the next multiple of the batch: a round cut short (budget, crash) is
+            # completed, not shifted, so a resumed run sends what an uninterrupted one does
+            for pos in range(sent[m], min(total, (sent[m] // a.batch + 1) * a.batch))
             if (job := by_place.get((m, pos))) is not None and job.job_id not in done
         ]
         if not jobs:  # every needed item already has a row but the prefix is broken
@@ -121,8 +143,8 @@ def run_adaptive(p: Prepared, run_dir: Path, writer: RecordWriter, send: Send,
         step = send(jobs)
         outcome = _merge(outcome, step)
         rounds += 1
-        if step.stop_reason is not None:
-            return outcome
+        # stopped (budget, 401/402, Ctrl-C): record the decisions on what was sent, then end
+        stopped = step.stop_reason is not None
 
 
 def _merge(total: RunOutcome, step: RunOutcome) -> RunOutcome:
@@ -163,14 +185,10 @@ def format_round(info: dict[str, Any]) -> str:
         head += f"done, pick {info['pick'] or 'none certified'}"
     else:
         head += "undecided so far"
-    lines = [head]
+    lines = [head + (f" ({info['design']})" if info.get("design") else "")]
     for m in info["models"]:
         if m["decision"] == "undecided" and not m["items_sent"]:
             continue
-        at = f" at item {m['decided_at']}" if m["decided_at"] else ""
-        lines.append(
-            f"  {m['model']}: {m['decision']}{at}; {m['items_sent']} items, "
-            f"log W+ {m['log_w_plus']:.2f}, log W- {m['log_w_minus']:.2f}, "
-            f"${m['spend_usd']:.4f}"
-        )
+        state = ModelState(**{k: m[k] for k in ModelState.__dataclass_fields__})
+        lines.append(f"  {state_line(state)}; {m['items_sent']} sent, ${m['spend_usd']:.4f}")
     return "\n".join(lines)

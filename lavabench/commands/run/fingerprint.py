@@ -63,7 +63,8 @@ def run_fingerprint(p: Prepared, sim_settings: Any = None) -> dict[str, Any]:
     }
     if r.adaptive.enabled:  # the item order and the rounds define which rows exist
         a = r.adaptive
-        fingerprint["adaptive"] = [a.min_quality, a.alpha, a.seed, a.batch, a.window]
+        fingerprint["adaptive"] = [a.min_quality, a.alpha, a.seed, a.batch, a.window,
+                                   a.seq_share, a.futility, a.min_items]  # fmt: skip
     if p.workload is not None:  # a workload's prompts are its config (texts are built later)
         fingerprint["workload_sha256"] = _sha(p.workload.config)
     if conf.endpoint.kind == "sim" and sim_settings is not None:

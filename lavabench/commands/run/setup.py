@@ -175,7 +175,16 @@ def budget_guard(p: Prepared) -> SpendGuard | None:
     budget_pico = round(budget * 10**12)
     plans = plan_costs(p.jobs, p.conf.runner.max_tokens).values()
     low, high = sum(x.lower_pico for x in plans), sum(x.upper_pico for x in plans)
-    if low > budget_pico:
+    if low > budget_pico and p.conf.runner.adaptive.enabled:
+        # an adaptive run sends a part of its plan that is not known in advance: the guard
+        # stops it at the budget, and `resume=` with a larger one goes on
+        log.warning(
+            "runner.budget_usd=%s is below the lower bound of every planned request (%.6f "
+            "USD); the adaptive run sends only what its decisions need and stops at the budget",
+            budget,
+            pico_to_usd(low),
+        )
+    elif low > budget_pico:
         raise ConfigError(
             f"runner.budget_usd={budget}: this run costs at least {pico_to_usd(low):.6f} USD "
             f"({len(p.jobs)} requests, prompts alone). Lower dataset.limit or the model list, "
