@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -451,6 +451,21 @@ def state_line(s: ModelState) -> str:
         f"{s.model}: {verdict}{at}; {s.items} items, accuracy {s.accuracy:.3f}, "
         f"log W+ {s.log_w_plus:.2f}, log W- {s.log_w_minus:.2f}{chance}"
     )
+
+
+def format_decisions(info: dict[str, Any]) -> str:
+    """run.json's `adaptive` (written every round) as printed: the round, the pick or
+    "undecided so far", the design, and each model that was sent items."""
+    head = f"adaptive round {info['rounds']}: "
+    head += f"done, pick {info['pick'] or 'none certified'}" if info["done"] else "undecided so far"
+    lines = [head + (f" ({info['design']})" if info.get("design") else "")]
+    fields = ModelState.__dataclass_fields__
+    for m in info["models"]:
+        if m["decision"] == "undecided" and not m["items_sent"]:
+            continue
+        state = ModelState(**{k: m[k] for k in fields if k in m})
+        lines.append(f"  {state_line(state)}; {m['items_sent']} sent, ${m['spend_usd']:.4f}")
+    return "\n".join(lines)
 
 
 def _usd(pico: float) -> str:

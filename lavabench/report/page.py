@@ -30,6 +30,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from lavabench.analysis.adaptive import format_decisions
 from lavabench.analysis.pick import PickResult, format_pick, pick_model, verdict_gate
 from lavabench.analysis.tables import cell_table, ecdf_points, model_table, prepare
 from lavabench.records.reader import Runs
@@ -304,6 +305,7 @@ def write_report(
         table=table,
         cells=cells if several_datasets else None,
         verdicts="\n".join(verdict_gate(runs.infos, run_ids, allow_invalid=True)[0]),
+        adaptive=adaptive_decisions(runs.infos, run_ids),
     )
     (out_dir / "summary.md").write_text(_markdown(content))
     (out_dir / "summary.json").write_text(
@@ -325,6 +327,24 @@ class _Content:
     table: pd.DataFrame
     cells: pd.DataFrame | None  # the model x dataset table, when there are several datasets
     verdicts: str
+    adaptive: str = ""  # runner.adaptive runs: their own decisions (the card is not theirs)
+
+
+ADAPTIVE_NOTE = (
+    "These runs sent only what the adaptive pick needed (runner.adaptive): its decisions below "
+    "are the pick. The card above applies the fixed-sample rule to rows whose count the "
+    "sequential test chose, so it is not a valid decision for them."
+)
+
+
+def adaptive_decisions(infos: list[dict[str, Any]], run_ids: list[str]) -> str:
+    """Each adaptive run's last recorded decisions (run.json `adaptive`), as the run printed."""
+    parts = [
+        f"{run_id}: {format_decisions(info['adaptive'])}"
+        for info, run_id in zip(infos, run_ids, strict=True)
+        if info.get("adaptive")
+    ]
+    return "\n\n".join(parts)
 
 
 # --- summary.md (GitHub's renderer: $GITHUB_STEP_SUMMARY) ------------------------------------
@@ -340,6 +360,8 @@ def _markdown(c: _Content) -> str:
     lines += [f"\n{note}" for note in notes_for(c.table)] if not c.table.empty else []
     if c.cells is not None:
         lines += ["", "### Per model x dataset", "", *_markdown_table(c.cells)]
+    if c.adaptive:
+        lines += ["### Adaptive pick", "", ADAPTIVE_NOTE, "", "```", c.adaptive, "```", ""]
     lines += ["", "<details><summary>Why each cheaper model was rejected</summary>", ""]
     lines += ["```", format_pick(c.decision), "```", "", "</details>"]
     return "\n".join(lines) + "\n"
@@ -402,6 +424,9 @@ def _html(c: _Content, figures: list[tuple[str, str, bytes]]) -> str:
         f"<pre id='pick'>{html.escape(format_pick(c.decision))}</pre></details>",
         _table_section("Models", "models", c.table),
     ]
+    if c.adaptive:
+        sections.insert(1, f"<h2>Adaptive pick</h2><p class='note'>{html.escape(ADAPTIVE_NOTE)}"
+                           f"</p><pre id='adaptive'>{html.escape(c.adaptive)}</pre>")  # fmt: skip
     if c.cells is not None:
         sections.append(_table_section("Per model x dataset", "cells", c.cells))
     sections.append(_figures_section(figures))

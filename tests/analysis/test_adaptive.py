@@ -186,3 +186,25 @@ def test_pick_on_an_adaptive_run_names_its_certified_pick(
     main(["pick", str(run), "--min-quality", "0.85"])
     out = capsys.readouterr().out
     assert "adaptive run (runner.adaptive): certified pick b; not certified: a" in out
+
+
+def test_report_shows_an_adaptive_runs_own_decisions(tmp_path: Path) -> None:
+    import json
+
+    from lavabench.commands.run.adaptive import decisions_info
+    from lavabench.records.reader import read_runs
+    from lavabench.report.page import write_report
+
+    spec = {"a": {"acc": 0.5, "pico": 1}, "b": {"acc": 0.97, "pico": 5}}
+    run = write_run(tmp_path / "run", make_rows(spec, 100), {m: ("0.1", "0.2") for m in spec})
+    answers = {"a": np.zeros(25), "b": np.ones(100)}
+    states = states_from_answers(answers, {"a": 1.0, "b": 5.0}, Design(0.85, 100, 2))
+    info = json.loads((run / "run.json").read_text())
+    info["adaptive"] = decisions_info(states, plan(states, 100), {"a": 25, "b": 100},
+                                      {"a": 0.001, "b": 0.002}, 100, 5)  # fmt: skip
+    (run / "run.json").write_text(json.dumps(info))
+    write_report(read_runs([run]), tmp_path / "out", run_dirs=[run])
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "### Adaptive pick" in md and "adaptive round 5: done, pick b" in md
+    assert "a: rejected at item" in md and "b: accepted (early) at item" in md
+    assert "id='adaptive'" in (tmp_path / "out" / "index.html").read_text()

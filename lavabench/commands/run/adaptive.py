@@ -29,8 +29,8 @@ from lavabench.analysis.adaptive import (
     ModelState,
     Plan,
     describe,
+    format_decisions,
     plan,
-    state_line,
     states_from_answers,
 )
 from lavabench.analysis.tables import blended_usd_per_mtok, prepare
@@ -180,15 +180,4 @@ def decisions_info(states: list[ModelState], decision: Plan, sent: dict[str, int
 
 
 def format_round(info: dict[str, Any]) -> str:
-    head = f"adaptive round {info['rounds']}: "
-    if info["done"]:
-        head += f"done, pick {info['pick'] or 'none certified'}"
-    else:
-        head += "undecided so far"
-    lines = [head + (f" ({info['design']})" if info.get("design") else "")]
-    for m in info["models"]:
-        if m["decision"] == "undecided" and not m["items_sent"]:
-            continue
-        state = ModelState(**{k: m[k] for k in ModelState.__dataclass_fields__})
-        lines.append(f"  {state_line(state)}; {m['items_sent']} sent, ${m['spend_usd']:.4f}")
-    return "\n".join(lines)
+    return format_decisions(info)
