@@ -1,15 +1,19 @@
-"""`runner.adaptive`: rounds through the real HTTP stack to the simulator; a run stopped
-mid-way (by `max_rounds`, then by its budget) and resumed reaches the same decisions as one
-that ran through (state from rows)."""
+"""`runner.adaptive`: rounds through the real HTTP stack to the simulator; a run killed
+mid-round (SIGKILL: no flush, no finally), then stopped by its budget, and resumed reaches the
+same decisions, and sends the same items, as one that ran through (state from rows)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from lavabench.exit_codes import EXIT_STOPPED
 from lavabench.records.reader import read_records
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 MODELS = "model=[mixtral-8x22b-instruct,deepseek-v4-pro]"
 
@@ -34,10 +38,8 @@ def test_stopped_and_resumed_run_decides_like_an_uninterrupted_one(running_sim, 
     assert "adaptive round" in through.stdout and "done, pick deepseek-v4-pro" in through.stdout
     full = _decisions(tmp_path / "through")
     assert full[0] == "deepseek-v4-pro"
-    stopped = run_cli(_args(base_url, tmp_path, "stopped", "runner.adaptive.max_rounds=1"))
-    assert stopped.returncode == 0, stopped.stderr
-    partial = json.loads((tmp_path / "stopped" / "run.json").read_text())["adaptive"]
-    assert not partial["done"] and partial["rounds"] == 1
+    _kill_9_in_round_two(_args(base_url, tmp_path, "stopped", "records.flush_rows=2",
+                               "records.flush_interval_s=0.1"), tmp_path / "stopped")  # fmt: skip
     # the budget stops it again part-way (it is below the full plan's lower bound, which an
     # adaptive run never sends: a warning, not a refusal)
     rows = read_records(tmp_path / "through").to_pandas()
@@ -61,3 +63,34 @@ def test_stopped_and_resumed_run_decides_like_an_uninterrupted_one(running_sim, 
 
 def _spent(run_dir: Path) -> float:
     return float(read_records(run_dir).to_pandas()["cost_pico_usd"].sum()) / 1e12
+
+
+def _kill_9_in_round_two(args: list[str], run_dir: Path) -> None:
+    """SIGKILL the run once round 1 is recorded and round 2's rows start reaching disk."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAVA_", "FIREWORKS_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "lavabench", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 90
+    try:
+        while _round(run_dir) < 1 or len(_rows(run_dir)) <= 15:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "round 2 never started"
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert not json.loads((run_dir / "run.json").read_text())["adaptive"]["done"]
+
+
+def _round(run_dir: Path) -> int:
+    try:
+        return int(json.loads((run_dir / "run.json").read_text())["adaptive"]["rounds"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def _rows(run_dir: Path) -> list:
+    try:
+        return list(read_records(run_dir).column("job_id"))
+    except Exception:
+        return []
