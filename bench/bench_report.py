@@ -1,9 +1,10 @@
 """`lavabench report` over 1,000,000 synthetic records: wall time and peak memory.
 
 Builds the rows vectorised (numpy, the full record schema, 20 models x 50,000 requests with
-~1% failures) in a temp run directory, then times `lavabench report` in a subprocess and
-reads its peak RSS from `getrusage(RUSAGE_CHILDREN)`. Target: < 30 s and < 2 GB.
-Writes bench/results/report.json.
+~1% failures) in a temp run directory, then times `lavabench report` in a subprocess
+`--repeats` times (3 by default: the spread is reported, and the target is judged on the
+slowest) and reads the peak RSS from `getrusage(RUSAGE_CHILDREN)` (the largest of the runs).
+Target (issue 21): < 10 s and < 2 GB. Writes bench/results/report.json.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from lavabench.records.store import record_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+TARGET_S = 10.0  # issue 21: the report over 1,000,000 records under 10 s
 
 
 def synthetic_table(rows: int, models: int = 20, items: int = 5000, seed: int = 0) -> pa.Table:
@@ -74,6 +76,7 @@ def synthetic_table(rows: int, models: int = 20, items: int = 5000, seed: int = 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
     opts = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,20 +87,24 @@ def main() -> None:
         build_s = time.perf_counter() - t0
         info = {"run_id": run.name, "simulated": True, "dataset": {"name": "synthetic"}}
         (run / "run.json").write_text(json.dumps(info))
-        t0 = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "lavabench", "report", str(run)], check=True, cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        wall_s = time.perf_counter() - t0
+        walls = []
+        for _ in range(opts.repeats):
+            t0 = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "lavabench", "report", str(run)], check=True, cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            walls.append(round(time.perf_counter() - t0, 2))
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     result = {
         "rows": opts.rows,
         "build_s": round(build_s, 2),
-        "report_wall_s": round(wall_s, 2),
+        "report_wall_s": max(walls),  # the slowest run is the one the target is judged on
+        "report_wall_s_runs": walls,
+        "report_wall_s_median": sorted(walls)[len(walls) // 2],
         "report_peak_rss_mb": round(peak_mb, 1),
-        "target": "< 30 s, < 2048 MB",
-        "ok": wall_s < 30 and peak_mb < 2048,
+        "target": f"< {TARGET_S:.0f} s, < 2048 MB",
+        "ok": max(walls) < TARGET_S and peak_mb < 2048,
     }
     (RESULTS / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

@@ -50,7 +50,9 @@ UNGRADED_WARN_SHARE = 0.05
 def measured_rows(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     """Rows that count for statistics: everything but warm-up requests."""
     df = table.to_pandas() if isinstance(table, pa.Table) else table
-    return df[~df["is_warmup"].fillna(False).astype(bool)]
+    warmup = df["is_warmup"].fillna(False).astype(bool).to_numpy()
+    # most runs have no warm-up rows: filtering anyway copied every row (1M rows: ~0.5 s)
+    return df[~warmup] if warmup.any() else df
 
 
 def latency_with_failures(df: pd.DataFrame, column: str) -> pd.Series:
@@ -59,11 +61,25 @@ def latency_with_failures(df: pd.DataFrame, column: str) -> pd.Series:
     return values.where(df["status"] == "ok", np.inf)
 
 
+# What per_model_summary reads (the rest of ANALYSIS_COLUMNS is identity and workload
+# detail): a reader for the end-of-run table reads only these (bench_memory: every column of
+# 100,000 rows as pandas was most of a run's peak, at its very end).
+SUMMARY_INPUTS = [
+    "model", "dataset", "item_id", "is_warmup", "status", "error_type", "attempts", "ttft_s",
+    "e2e_s", "first_answer_s", "itl_p50_s", "output_tokens_per_s", "prompt_tokens",
+    "completion_tokens", "max_tokens", "cost_pico_usd", "retry_cost_pico_usd", "cost_source",
+    "grader", "correct", "grade_error", "grade_status", "format_ok", "response_cached",
+    "finish_reason", "truncated", "judge_model", "judge_cost_pico_usd",
+]  # fmt: skip
+
+
 def per_model_summary(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     """The end-of-run table: one row per model, from the same tables as report and pick.
 
     Accuracy over graded answers (failed requests as wrong), the ungraded count beside it;
     truncation; cost spent with its basis (`unknown` makes the total unknown, never 0)."""
+    if isinstance(table, pa.Table):  # only what it reads becomes pandas
+        table = table.select([c for c in SUMMARY_INPUTS if c in table.column_names])
     df = prepare(table)
     if df.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -457,7 +473,9 @@ def model_table(
     """
     df = prepare(runs.rows) if prepared is None else prepared
     if dataset is not None:
-        df = df[df["dataset"] == dataset]
+        inside = (df["dataset"] == dataset).to_numpy()
+        if not inside.all():  # one dataset (the common case): no copy of every row
+            df = df[inside]
     if df.empty:
         return pd.DataFrame()
     out = latency_percentiles(df)
@@ -479,13 +497,20 @@ def model_table(
     return out.sort_values("usd_per_1k_items", kind="stable").reset_index(drop=True)
 
 
-def cell_table(runs: Runs, prepared: pd.DataFrame | None = None) -> pd.DataFrame:
+def cell_table(
+    runs: Runs, prepared: pd.DataFrame | None = None, whole: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per model x dataset: `model_table` within each dataset, with its name.
 
-    What a sweep over models and datasets fills in; the frontier flags are per dataset."""
+    What a sweep over models and datasets fills in; the frontier flags are per dataset.
+    `whole`: `model_table` of the same rows, if the caller has it; when every row is of one
+    dataset it is that dataset's table, so it is not computed twice (1M rows: ~1.5 s)."""
     df = prepare(runs.rows) if prepared is None else prepared
     datasets = sorted(str(d) for d in df["dataset"].dropna().unique())
-    tables = [model_table(runs, dataset=d, prepared=df).assign(dataset=d) for d in datasets]
+    if whole is not None and len(datasets) == 1 and (df["dataset"] == datasets[0]).all():
+        tables = [whole.assign(dataset=datasets[0])]
+    else:
+        tables = [model_table(runs, dataset=d, prepared=df).assign(dataset=d) for d in datasets]
     tables = [t for t in tables if not t.empty]
     if not tables:
         return pd.DataFrame()

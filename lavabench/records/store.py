@@ -282,8 +282,9 @@ def _rows_to_keep(keys: pa.Table) -> list[int] | range:
 
     The common case (no resume, no crash mid-merge) has every job once: Arrow says so
     without turning 100,000 ids into Python objects (bench_memory: +80 MB at 100k)."""
-    if pc.count_distinct(keys["job_id"]).as_py() == keys.num_rows:
-        return range(keys.num_rows)
+    ids = keys["job_id"]
+    if pc.count_distinct(ids).as_py() + ids.null_count == keys.num_rows:
+        return range(keys.num_rows)  # no id twice (rows without an id always stay)
     frame = keys.to_pandas()
     frame["row"] = range(len(frame))
     # A row without a job_id (hand-made tables) cannot be matched to another: it stays.
