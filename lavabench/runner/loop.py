@@ -51,7 +51,7 @@ class Observer(Protocol):
 
 
 _SWITCH_INTERVAL_S = 0.0005  # see Runner.run
-_GC_YOUNG_THRESHOLD = 50_000  # see Runner.run
+_GC_YOUNG_THRESHOLD = 10_000  # see Runner.run
 
 
 class InFlightProbe(Protocol):
@@ -202,10 +202,12 @@ class Runner:
         # while tokens arrive (measured: a 50 ms stall at c=32 in a large process).
         gc.collect()
         gc.freeze()
-        # ... and collect the young generation every 50,000 net allocations, not 700: with
+        # ... and collect the young generation every 10,000 net allocations, not 700: with
         # 256 requests in flight their live objects were traversed (and promoted) again and
-        # again; the collector took 18-27% of the client's CPU at c=256 (gc.callbacks,
-        # bench/bench_cli.py). Garbage in cycles waits at most 50,000 objects longer.
+        # again; the collector took 18-27% of the client's CPU at c=256 (gc.callbacks, an
+        # in-process run against bench/sse_server.py), ~10% at 10,000. 50,000 saved a little
+        # more but its longer pauses showed in TTFT error at c=64 (p99 2.4-2.5 ms vs
+        # 1.1-1.7 ms at 10,000, two rounds each; 2.2-2.8 ms at 700).
         gc_threshold = gc.get_threshold()
         gc.set_threshold(max(gc_threshold[0], _GC_YOUNG_THRESHOLD), *gc_threshold[1:])
         # The Parquet writer thread converts rows while tokens arrive; when it holds the GIL
