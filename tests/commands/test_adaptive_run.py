@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from lavabench.exit_codes import EXIT_STOPPED
 from lavabench.records.reader import read_records
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, sim_settings
 
 MODELS = "model=[mixtral-8x22b-instruct,deepseek-v4-pro]"
 
@@ -31,8 +33,18 @@ def _decisions(run_dir: Path) -> list[tuple]:
     return [info["pick"], *[tuple(m[k] for k in keys) for m in info["models"]]]
 
 
-def test_stopped_and_resumed_run_decides_like_an_uninterrupted_one(running_sim, tmp_path):
-    base_url, _ = running_sim
+@pytest.fixture
+def quick_sim(sim_defaults, sim_catalog):
+    """The default simulator at a fifth of its latencies: the decisions depend only on the
+    answers, and a round still lasts long enough to be killed in."""
+    from lavabench.sim.process import running_simulator
+
+    with running_simulator(sim_settings(sim_defaults, latency_scale=0.2), sim_catalog) as sim:
+        yield sim.base_url
+
+
+def test_stopped_and_resumed_run_decides_like_an_uninterrupted_one(quick_sim, tmp_path):
+    base_url = quick_sim
     through = run_cli(_args(base_url, tmp_path, "through"))
     assert through.returncode == 0, through.stderr
     assert "adaptive round" in through.stdout and "done, pick deepseek-v4-pro" in through.stdout
