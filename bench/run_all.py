@@ -145,18 +145,30 @@ def rate_section(rate: dict) -> list[str]:
     return lines
 
 
+REPORT_TARGET_S = 10.0  # issue 21 (issue 6 had 30 s)
+
+
+def _report_spread(report: dict) -> str:
+    """The slowest run (the target is judged on it) and every run, so the spread shows."""
+    runs = report.get("report_wall_s_runs") or [report["report_wall_s"]]
+    each = ", ".join(f"{x:.1f}" for x in runs)
+    return f"{report['report_wall_s']:.1f} s (runs: {each} s)"
+
+
 def memory_section(memory: dict) -> list[str]:
     lines = [
         "",
         f"## Memory (`lavabench run`, closed loop c={memory['concurrency']}; target peak RSS at 100k <= {memory['target_ratio']} x at 10k)",
         "",
-        "| variant | requests | peak RSS MB | RSS while sending (peak) MB | wall s | req/s |",
-        "|---|---|---|---|---|---|",
+        "| variant | requests | peak RSS MB | at run start MB | while sending (peak) MB | "
+        "after: finalize + table (peak) MB | wall s | req/s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in memory["rows"]:
         lines.append(
             f"| {r['variant']} | {r['requests']:,} | {r['peak_rss_mb']:.0f} | "
-            f"{r['peak_rss_sending_mb']:.0f} | {r['wall_s']:.1f} | {r['req_per_s']:,.0f} |"
+            f"{_fmt(r.get('rss_run_start_mb'), '.0f')} | {_fmt(r['peak_rss_sending_mb'], '.0f')} | "
+            f"{_fmt(r.get('peak_rss_after_mb'), '.0f')} | {r['wall_s']:.1f} | {r['req_per_s']:,.0f} |"
         )
     ratios = ", ".join(f"{v}: {x:.2f}" for v, x in memory["ratios"].items())
     lines += ["", f"Peak ratio 100k / 10k: {ratios}."]
@@ -218,9 +230,9 @@ def targets_section(client, bare, peers, rate, memory, report) -> list[str]:
         )
     checks.append(
         (
-            report["report_wall_s"] < 30,
-            f"report on {report['rows']:,} records: {report['report_wall_s']:.1f} s",
-            "< 30 s",
+            report["report_wall_s"] < REPORT_TARGET_S,
+            f"report on {report['rows']:,} records: {_report_spread(report)}",
+            f"< {REPORT_TARGET_S:.0f} s",
         )
     )
     lines = ["", "## Targets (issue 6)", "", "| measured | target | met |", "|---|---|---|"]
@@ -354,11 +366,11 @@ def main() -> None:
     lines += memory_section(memory)
     lines += [
         "",
-        "## Report (target < 30 s and < 2 GB over 1,000,000 records)",
+        f"## Report (target < {REPORT_TARGET_S:.0f} s and < 2 GB over 1,000,000 records)",
         "",
-        "| records | wall s | peak RSS MB | within target |",
+        "| records | wall s (slowest; each run) | peak RSS MB | within target |",
         "|---|---|---|---|",
-        f"| {report['rows']:,} | {report['report_wall_s']:.1f} | "
+        f"| {report['rows']:,} | {_report_spread(report)} | "
         f"{report['report_peak_rss_mb']:.0f} | {'yes' if report['ok'] else 'NO'} |",
         "",
     ]
