@@ -55,6 +55,7 @@ TIMING_COLUMNS = frozenset(
         "first_token_ns",
         "last_token_ns",
         "end_ns",
+        "done_ns",  # the client's [DONE] stamp
         "intended_send_ns",
         "token_offsets_ns",  # list: its length (chunks with text) is kept
         "headers_s",
@@ -62,6 +63,7 @@ TIMING_COLUMNS = frozenset(
         "first_reasoning_s",
         "first_answer_s",
         "e2e_s",
+        "e2e_close_s",  # the stream's close, beside e2e_s at [DONE]
         "itl_mean_s",
         "itl_p50_s",
         "itl_p99_s",
