@@ -152,3 +152,29 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
     assert all(ok and natural > 0 and w > 0 and h > 0 for ok, natural, w, h in sizes), sizes
     assert [e for e in logs if e["level"] == "SEVERE"] == []
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+def test_figures_drawn_in_forked_workers_equal_a_serial_draw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parallel render (one forked worker per core) writes the same PNG bytes, in the
+    same page order, as drawing the figures one by one in this process."""
+    from lavabench.analysis.tables import model_table, prepare
+    from lavabench.report import page as page_module
+
+    run = _run_with_failures(tmp_path)
+    runs = read_runs([run])
+    prepared = prepare(runs.rows)
+    table = model_table(runs, prepared=prepared)
+    drawn = {}
+    for cores in (1, 2):
+        monkeypatch.setattr(page_module.os, "cpu_count", lambda c=cores: c)
+        out = tmp_path / f"cores-{cores}"
+        out.mkdir()
+        figs = page_module.build_figures(runs, prepared, table, out)
+        figs.pending = figs.pending[3:5]  # two figures keep the test fast: speed, cost
+        drawn[cores] = figs.render()()
+        assert [(n, t) for n, t, _ in drawn[cores]] == [(n, t) for _, n, t in figs.pending]
+        assert {p.stem for p in out.glob("*.svg")} == {n for n, _, _ in drawn[cores]}
+    assert [n for n, _, _ in drawn[1]] == ["speed", "cost"] and drawn[1] == drawn[2]
+    assert (tmp_path / "cores-2" / "cost.png").read_bytes() == drawn[1][1][2]
