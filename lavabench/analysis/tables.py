@@ -437,7 +437,8 @@ def ecdf_points(
     """
     probs = np.linspace(0.0, 1.0, points)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, g in df[df["_timed"]].groupby(by, observed=True, sort=True):
+    timed = df.loc[df["_timed"], [by, column]]  # two columns: the whole frame's copy cost ~1/3 s
+    for name, g in timed.groupby(by, observed=True, sort=True):
         values = g[column].to_numpy(dtype="float64")
         values = values[~np.isnan(values)]
         finite = values[np.isfinite(values)]
