@@ -197,6 +197,11 @@ class ModelState:
     pass_chance: float = math.nan  # the last futility look's chance to pass the final look
     final_look: bool = False  # accepted by the final look (items exhausted), not early
 
+    @classmethod
+    def empty(cls, model: str, price: float) -> ModelState:
+        """Before any answer: undecided, both wealths at 1 (log 0)."""
+        return cls(model, price, 0, 0, "undecided", None, 0.0, 0.0)
+
     @property
     def accuracy(self) -> float:
         return self.correct / self.items if self.items else math.nan
@@ -228,7 +233,7 @@ def model_state(
     items and reads prefixes)."""
     x = np.asarray(x, dtype="float64")
     if len(x) == 0:
-        return ModelState(model, price, 0, 0, "undecided", None, 0.0, 0.0)
+        return ModelState.empty(model, price)
     ev = evidence(x, design, final_n) if ev is None else ev
     n = len(x)
     events: list[tuple[int, Decision]] = []
@@ -244,13 +249,18 @@ def model_state(
     # W+ and W- cannot both be large on one answer; the earliest event decides (sticky)
     t, decision = min(events) if events else (0, "undecided")
     at = (t or n) - 1
-    looks = ev.pass_chance[: at + 1]
-    seen = looks[~np.isnan(looks)]
     return ModelState(
         model, price, n, int(x.sum()), decision, t or None,
         float(ev.log_w_plus[at]), float(ev.log_w_minus[at]),
-        float(seen[-1]) if len(seen) else math.nan, final,
+        _last_look(ev, at + 1), final,
     )  # fmt: skip
+
+
+def _last_look(ev: Evidence, n: int) -> float:
+    """The chance to pass at the last futility look within the first n answers (NaN: none)."""
+    looks = ev.pass_chance[:n]
+    seen = looks[~np.isnan(looks)]
+    return float(seen[-1]) if len(seen) else math.nan
 
 
 def states_from_answers(
@@ -292,16 +302,14 @@ def prefix_state(full: ModelState, x: np.ndarray, ev: Evidence, n: int) -> Model
     is the overall first event if that is <= n: this equals recomputing on `x[:n]` (a test
     checks) at O(1), and the bench calls it every round."""
     if n == 0:
-        return ModelState(full.model, full.price, 0, 0, "undecided", None, 0.0, 0.0)
+        return ModelState.empty(full.model, full.price)
     correct = int(np.sum(x[:n]))
     if full.decided_at is not None and full.decided_at <= n:
         return ModelState(**{**full.__dict__, "items": n, "correct": correct})
-    looks = ev.pass_chance[:n]
-    seen = looks[~np.isnan(looks)]
     return ModelState(
         full.model, full.price, n, correct, "undecided", None,
         float(ev.log_w_plus[n - 1]), float(ev.log_w_minus[n - 1]),
-        float(seen[-1]) if len(seen) else math.nan,
+        _last_look(ev, n),
     )  # fmt: skip
 
 
@@ -348,6 +356,7 @@ class Rounds:
     states: list[ModelState]  # price order, at the end
     plan: Plan
     rounds: int
+    design: Design  # what decided them (printed with them)
 
 
 def run_rounds(
@@ -381,11 +390,10 @@ def run_rounds(
                 full[m] = (model_state(m, prices.get(m, math.nan), xs[m], design,
                                        exhausted=True, ev=ev), ev)  # fmt: skip
             states.append(prefix_state(full[m][0], xs[m], full[m][1], used[m]) if used[m]
-                          else ModelState(m, prices.get(m, math.nan), 0, 0, "undecided",
-                                          None, 0.0, 0.0))  # fmt: skip
+                          else ModelState.empty(m, prices.get(m, math.nan)))  # fmt: skip
         p = plan(states, total, window)
         if p.done:
-            return Rounds(states, p, rounds)
+            return Rounds(states, p, rounds, design)
         rounds += 1
         for m in p.need_items:
             used[m] = min(total, used[m] + batch)
@@ -412,8 +420,7 @@ def answers_from_rows(
 def format_rounds(r: Rounds, costs: dict[str, np.ndarray], items: int, theta: float) -> str:
     """Every model's decision with items used, wealths, chance to pass and spend; the pick;
     totals vs all."""
-    d = Design(theta, max(1, items), max(1, len(r.states)))
-    lines = [f"adaptive pick (theta {theta}, {r.rounds} rounds; {describe(d)}):"]
+    lines = [f"adaptive pick (theta {theta}, {r.rounds} rounds; {describe(r.design)}):"]
     spent = full = 0.0
     for s in r.states:
         c = costs.get(s.model, np.array([]))
@@ -438,12 +445,14 @@ def describe(d: Design) -> str:
     return (
         f"early accept at log W+ >= {d.log_accept_bar:.2f}, reject at log W- >= "
         f"{d.log_reject_bar:.2f}, final look Wilson at {1 - d.final_confidence:.5f}, "
-        f"futile below {d.futility:.0%} chance to pass"
+        f"futile below {d.futility * 100:g}% chance to pass"
     )
 
 
 def state_line(s: ModelState) -> str:
     """One model's decision: how, where, on what, with its evidence."""
+    if s.items == 0:
+        return f"{s.model}: not sent (not needed for the pick)"
     verdict = s.how if s.decision != "undecided" else "undecided (not certified if items ran out)"
     at = f" at item {s.decided_at}" if s.decided_at else ""
     chance = "" if math.isnan(s.pass_chance) else f", chance to pass {s.pass_chance:.1%}"
@@ -464,7 +473,9 @@ def format_decisions(info: dict[str, Any]) -> str:
         if m["decision"] == "undecided" and not m["items_sent"]:
             continue
         state = ModelState(**{k: m[k] for k in fields if k in m})
-        lines.append(f"  {state_line(state)}; {m['items_sent']} sent, ${m['spend_usd']:.4f}")
+        unknown = m.get("spend_unknown_requests", 0)
+        spend = f"${m['spend_usd']:.4f}" + (f" + {unknown} of unknown cost" if unknown else "")
+        lines.append(f"  {state_line(state)}; {m['items_sent']} sent, {spend}")
     return "\n".join(lines)
 
 

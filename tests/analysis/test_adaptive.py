@@ -167,7 +167,10 @@ def test_replay_on_rows_picks_like_the_full_run_with_fewer_requests(
     assert by["a"].items < 100 and by["b"].items < 400
     text = format_rounds(r, costs, 600, 0.85)
     assert "pick: b" in text and "a: rejected at item" in text and "of 1,800" in text
-    assert "b: accepted (early) at item" in text
+    assert "b: accepted (early) at item" in text and "c: not sent" in text
+    assert "futile below 2% chance" in text  # the design the rounds ran with is printed
+    strict = run_rounds(answers, {"a": 1.0, "b": 5.0, "c": 9.0}, 0.85, futility=0.005)
+    assert "futile below 0.5% chance" in format_rounds(strict, costs, 600, 0.85)
     run = write_run(tmp_path / "run", make_rows(spec, 600), {m: ("0.1", "0.2") for m in spec})
     assert main(["pick", str(run), "--min-quality", "0.85", "--replay-adaptive"]) == 0
     assert "adaptive pick same as the full run's (b)" in capsys.readouterr().out
@@ -201,10 +204,11 @@ def test_report_shows_an_adaptive_runs_own_decisions(tmp_path: Path) -> None:
     states = states_from_answers(answers, {"a": 1.0, "b": 5.0}, Design(0.85, 100, 2))
     info = json.loads((run / "run.json").read_text())
     info["adaptive"] = decisions_info(states, plan(states, 100), {"a": 25, "b": 100},
-                                      {"a": 0.001, "b": 0.002}, 100, 5)  # fmt: skip
+                                      {"a": 0.001, "b": 0.002}, 100, 5, {"a": 3})  # fmt: skip
     (run / "run.json").write_text(json.dumps(info))
     write_report(read_runs([run]), tmp_path / "out", run_dirs=[run])
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "### Adaptive pick" in md and "adaptive round 5: done, pick b" in md
     assert "a: rejected at item" in md and "b: accepted (early) at item" in md
+    assert "$0.0010 + 3 of unknown cost" in md  # unknown cost is said, not summed as zero
     assert "id='adaptive'" in (tmp_path / "out" / "index.html").read_text()

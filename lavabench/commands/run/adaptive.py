@@ -53,15 +53,17 @@ def item_positions(p: Prepared, seed: int) -> dict[tuple[str, str], int]:
 
 def state_from_rows(
     run_dir: Path, p: Prepared, positions: dict[tuple[str, str], int]
-) -> tuple[list[ModelState], dict[str, int], dict[str, float], set[str]]:
-    """States (price order), items sent per model (the unbroken prefix of the order), known
-    spend per model in USD, and the job ids that already have a row."""
+) -> tuple[list[ModelState], dict[str, int], tuple[dict[str, float], dict[str, int]], set[str]]:
+    """States (price order), items sent per model (the unbroken prefix of the order), spend
+    per model (the known part in USD, and the requests whose cost is unknown), and the job
+    ids that already have a row."""
     models = sorted(_models_of(p))
     prices = {m.name: float(blended_usd_per_mtok(m.price.input, m.price.output))
               for m in p.catalog.select(p.conf.model)}  # fmt: skip
     answers = {m: np.array([], dtype="float64") for m in models}
     sent = dict.fromkeys(models, 0)
     spend = dict.fromkeys(models, 0.0)
+    unknown = dict.fromkeys(models, 0)
     done: set[str] = set()
     try:
         rows = read_records(run_dir).to_pandas()
@@ -79,14 +81,15 @@ def state_from_rows(
             sent[str(model)] = run
             graded = prefix[prefix["_in_accuracy"]]
             answers[str(model)] = graded["_correct"].to_numpy(dtype="float64")
-            spend[str(model)] = float(prefix["_spent"].sum()) / 1e12
+            spend[str(model)] = float(prefix["_spent"].sum()) / 1e12  # the known part
+            unknown[str(model)] = int((prefix["_cost_source"] == "unknown").sum())
     total = len(positions)
     exhausted = {m for m in models if sent[m] >= total}
     # the final look is over the answers a model can still have graded: every item minus
     # those already answered ungraded
     final_n = {m: total - (sent[m] - len(answers[m])) for m in models}
     states = states_from_answers(answers, prices, design_of(p, total), exhausted, final_n)
-    return states, sent, spend, done
+    return states, sent, (spend, unknown), done
 
 
 def design_of(p: Prepared, items_total: int) -> Design:
@@ -123,11 +126,11 @@ def run_adaptive(p: Prepared, run_dir: Path, writer: RecordWriter, send: Send,
         writer.wait()
         states, sent, spend, done = state_from_rows(run_dir, p, positions)
         decision = plan(states, total, a.window, sent)
-        info = decisions_info(states, decision, sent, spend, total, rounds)
+        info = decisions_info(states, decision, sent, spend[0], total, rounds, spend[1])
         info["design"] = describe(design_of(p, total))
         metadata["adaptive"] = info
         write_run_json(run_dir, {**metadata, "status": "running"})
-        print(format_round(info), flush=True)
+        print(format_decisions(info), flush=True)
         if stopped or decision.done or (a.max_rounds is not None and rounds >= a.max_rounds):
             return outcome
         jobs = [
@@ -160,8 +163,10 @@ def _merge(total: RunOutcome, step: RunOutcome) -> RunOutcome:
 
 
 def decisions_info(states: list[ModelState], decision: Plan, sent: dict[str, int],
-                   spend: dict[str, float], total: int, rounds: int) -> dict[str, Any]:  # fmt: skip
-    """run.json `adaptive`: every model's decision with items, wealths and spend."""
+                   spend: dict[str, float], total: int, rounds: int,
+                   unknown_cost: dict[str, int] | None = None) -> dict[str, Any]:  # fmt: skip
+    """run.json `adaptive`: every model's decision with items, wealths and spend (the known
+    part, and how many requests have an unknown cost: those are not in it, not zero)."""
     return {
         "rounds": rounds,
         "items_total": total,
@@ -173,11 +178,8 @@ def decisions_info(states: list[ModelState], decision: Plan, sent: dict[str, int
                 **asdict(s),
                 "items_sent": sent.get(s.model, 0),
                 "spend_usd": spend.get(s.model, math.nan),
+                "spend_unknown_requests": (unknown_cost or {}).get(s.model, 0),
             }
             for s in states
         ],
     }
-
-
-def format_round(info: dict[str, Any]) -> str:
-    return format_decisions(info)
