@@ -1,0 +1,56 @@
+"""bench/run_all.py's targets table: each target judged on the median of repeated runs (the
+report on its slowest), the range shown beside it."""
+
+from __future__ import annotations
+
+from bench.run_all import targets_section
+
+
+def _inputs(ratios: list[float], memory_runs: list[float], walls: list[float]):
+    cli = {
+        "summary": {
+            "concurrency": 256,
+            "best_peer_req_per_s": 100.0,
+            "best_peer_source": "aiperf against the same server",
+            "peer_x": {"median": 9.0, "min": 8.0, "max": 10.0},
+        },
+        "pairs": [{"ratio": {"lavabench": x}} for x in ratios],
+    }
+    timing = [
+        {
+            "kind": "timing",
+            "jitter": 0.1,
+            "concurrency": c,
+            "ttft_err_ms_p99": p99,
+            "loop_lag_ms_p99": 1.0,
+        }
+        for c, p99 in ((64, 0.9), (64, 1.4), (64, 0.8), (1, 0.4))
+    ]
+    rate = {"rows": [{"arrival": "constant", "requested_per_s": 10, "error_pct": 0.1}],
+            "all_within_target": True, "target_pct": 2.0}  # fmt: skip
+    memory = {"ratios": {"distinct": memory_runs[-1]}, "ratio_runs": {"distinct": memory_runs}}
+    report = {"rows": 1_000_000, "report_wall_s": max(walls), "report_wall_s_runs": walls}
+    return timing, [], [], rate, memory, report, cli
+
+
+def _row(lines: list[str], needle: str) -> str:
+    (row,) = [line for line in lines if needle in line]
+    return row
+
+
+def test_targets_are_judged_on_the_median_and_show_the_range() -> None:
+    lines = targets_section(*_inputs([0.80, 0.86, 0.90], [1.10, 1.20, 1.12], [9.0, 9.5, 9.8]))
+    share = _row(lines, "/ bare aiohttp")
+    assert "86 % (80 - 90 %, 3 runs)" in share and share.endswith("| yes |")
+    assert _row(lines, "best peer").endswith("| NO |")  # 9x < 12x
+    ttft64 = _row(lines, "c=64")
+    assert "0.90 ms (0.80 - 1.40 ms, 3 runs)" in ttft64 and ttft64.endswith("| yes |")
+    assert _row(lines, "memory (distinct)").endswith("| yes |")  # median 1.12
+    assert _row(lines, "report on").endswith("| yes |")
+
+
+def test_one_slow_report_run_fails_the_report_target() -> None:
+    lines = targets_section(*_inputs([0.70, 0.80, 0.84], [1.30, 1.20, 1.12], [9.0, 10.4, 9.8]))
+    assert _row(lines, "/ bare aiohttp").endswith("| NO |")
+    assert _row(lines, "memory (distinct)").endswith("| NO |")  # median 1.20
+    assert _row(lines, "report on").endswith("| NO |")  # the slowest run is 10.4 s
