@@ -17,6 +17,24 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _bytecode_cache_for_children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """With PYTHONDONTWRITEBYTECODE set, every `lavabench` process the tests start (~200:
+    runs, simulators, sweep workers) compiled lavabench's sources again: ~0.16 s of CPU
+    each. The children write their bytecode under this session's temp directory instead,
+    so the checkout still gets no __pycache__ (what the variable asked for)."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        yield
+        return
+    saved = os.environ.pop("PYTHONDONTWRITEBYTECODE")
+    os.environ["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
+    try:
+        yield
+    finally:
+        os.environ["PYTHONDONTWRITEBYTECODE"] = saved
+        del os.environ["PYTHONPYCACHEPREFIX"]
+
+
 @pytest.fixture(scope="session")
 def composed() -> Any:
     from hydra import compose, initialize_config_dir
