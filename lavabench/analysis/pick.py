@@ -22,13 +22,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from lavabench.analysis.slo import Attainment, Slo, attainment
 from lavabench.analysis.tables import accuracy_lower_bound, p90_upper_bound
 from lavabench.records.verdict import verdict_lines
 
 ALPHA = 0.05
+# What pick_model reads of each model's rows (prepare's columns; the SLOs' in analysis.slo)
+_PER_MODEL_COLUMNS = [
+    "model", "_in_accuracy", "_correct", "_timed", "_ttft", "_e2e", "_first_answer", "_error",
+    "_truncated", "_ungraded", "max_tokens",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -132,8 +136,12 @@ def pick_model(
     order = sorted(graded_models, key=lambda m: (cost_of(m), m))
     k = max(1, len(order))
     candidates = []
+    # each model's rows of only the columns read below, split once: a boolean filter per
+    # model copied every column of every row (issue 21: ~1.5 s of a 1M-row report)
+    narrow = df[[c for c in _PER_MODEL_COLUMNS if c in df]]
+    positions = narrow.groupby("model", observed=True, sort=False).indices
     for model in order:
-        rows = df[df["model"] == model]
+        rows = narrow.take(positions[model]) if model in positions else narrow.iloc[:0]
         graded = rows[rows["_in_accuracy"]]
         accuracy = float(graded["_correct"].mean())
         lower = accuracy_lower_bound(df, model, alpha / k)
@@ -234,6 +242,8 @@ def paired_difference(df: pd.DataFrame, model_a: str, model_b: str) -> Paired | 
         return None
     a, b_ = joined[model_a].to_numpy(), joined[model_b].to_numpy()
     d = a - b_
+    from scipy import stats  # imported here: a report without a pick needs no scipy
+
     half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n) if n > 1 else math.inf
     only_a = int(np.sum((a >= 0.5) & (b_ < 0.5)))
     only_b = int(np.sum((b_ >= 0.5) & (a < 0.5)))

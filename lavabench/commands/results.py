@@ -95,21 +95,26 @@ def report_main(args: list[str]) -> int:
         help="add nightly trend figures from this history (default results/history)",
     )  # fmt: skip
     opts = parser.parse_args(args)
-    from lavabench.records.reader import read_runs
-    from lavabench.report.page import write_report
-
     run_dirs = list(opts.run_dirs) or ([_latest_run_dir(opts.results)] if opts.latest else [])
     if not run_dirs:
         parser.error("give RUN_DIR ... or --latest")
-    page = write_report(
-        read_runs(expand_run_dirs(run_dirs)),
-        run_dirs[0] / "report",
-        run_dirs=expand_run_dirs(run_dirs),
-        min_quality=opts.min_quality,
-        max_p90_ttft_s=opts.max_p90_ttft,
-        max_p90_e2e_s=opts.max_p90_e2e,
-        history_dir=opts.history,
-    )
+    from lavabench.report.workers import FigureWorkers
+
+    # forked before the records are read: matplotlib warms up while they are (issue 21)
+    with FigureWorkers() as workers:
+        from lavabench.records.reader import read_runs
+        from lavabench.report.page import write_report
+
+        page = write_report(
+            read_runs(expand_run_dirs(run_dirs)),
+            run_dirs[0] / "report",
+            run_dirs=expand_run_dirs(run_dirs),
+            min_quality=opts.min_quality,
+            max_p90_ttft_s=opts.max_p90_ttft,
+            max_p90_e2e_s=opts.max_p90_e2e,
+            history_dir=opts.history,
+            workers=workers,
+        )
     print(page)
     return 0
 

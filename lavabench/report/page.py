@@ -1,26 +1,21 @@
 """The report: figures, one self-contained HTML page, summary.md and summary.json.
 
-Draws what analysis/tables.py and analysis/pick.py computed; computes no statistic itself. Figures use
-matplotlib's object API with the Agg canvas (no pyplot state, no display needed), every
-model keeps one colour across all figures, and a simulated run says so in every title.
-Cost axes tick in dollars. The page is one function per section (header, decision card,
-tables, figures), the decision first; each figure has a "how to read this" (HOW_TO_READ);
-tables carry units (report/formatting.py) and sort on a click with a few lines of inline
-script, so the page stays one file that opens offline.
+Shows what analysis/tables.py and analysis/pick.py computed; computes no statistic itself.
+The figures are drawn by report.figures in figure workers (report.workers) from the small
+inputs `figure_tasks` gathers here; this module never imports matplotlib, so the process
+that reads the records does not pay for it. The page is one function per section (header,
+decision card, tables, figures), the decision first; each figure has a "how to read this"
+(HOW_TO_READ); tables carry units (report/formatting.py) and sort on a click with a few
+lines of inline script, so the page stays one file that opens offline.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import math
-import multiprocessing as mp
-import os
 import re
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,97 +23,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from lavabench.analysis.adaptive import format_decisions
 from lavabench.analysis.pick import PickResult, format_pick, pick_model, verdict_gate
 from lavabench.analysis.tables import cell_table, ecdf_points, model_table, prepare
 from lavabench.records.reader import Runs
 from lavabench.report.decision import card_html, card_markdown, decision_card
-from lavabench.report.formatting import COMPACT, display_cells, notes_for, usd_tick
-from lavabench.report.trends import draw_trends
-from lavabench.report.workloads import draw_workload_figures
-
-GREY = "#b8b8b8"
-DPI = 110
-
-
-def model_colors(models: list[str]) -> dict[str, Any]:
-    """One colour per model, fixed by sorted name so every figure (and report) agrees."""
-    palette = [colormaps["tab20"](i) for i in range(20)] + [
-        colormaps["tab20b"](i) for i in range(20)
-    ]
-    return {m: palette[i % len(palette)] for i, m in enumerate(sorted(models))}
-
-
-class _Figures:
-    """Collects figures, then writes each as PNG + SVG and keeps the PNG bytes for embedding.
-
-    `save` only titles a figure; `render` draws them all, in forked workers when there are
-    two or more figures and cores (drawing is ~half of `lavabench report` on 1M rows, issue 21).
-    A forked worker inherits the figures as they are (nothing pickled: the formatters hold
-    lambdas) and returns the PNG bytes; the files and the bytes equal a serial render's."""
-
-    def __init__(self, out_dir: Path, simulated: bool) -> None:
-        self.out_dir = out_dir
-        self.suffix = " (simulated)" if simulated else ""
-        self.pending: list[tuple[Figure, str, str]] = []  # (figure, name, title), in page order
-
-    def new(self, ncols: int = 1, width: float = 7.5, height: float = 5.0) -> tuple[Figure, Any]:
-        fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-        FigureCanvasAgg(fig)
-        return fig, fig.subplots(1, ncols, squeeze=False)[0]
-
-    def save(self, fig: Figure, name: str, title: str) -> None:
-        fig.suptitle(title + self.suffix, fontsize=12)
-        self.pending.append((fig, name, title + self.suffix))
-
-    def render(self) -> Callable[[], list[tuple[str, str, bytes]]]:
-        """Start drawing every figure; the returned function waits for (name, title, png)."""
-        workers = min(len(self.pending), os.cpu_count() or 1)
-        if workers < 2 or "fork" not in mp.get_all_start_methods():
-            items = [_render_one(self.out_dir, *f) for f in self.pending]
-            return lambda: items
-        global _FORKED  # what the forked workers read: set before the fork, cleared after
-        _FORKED = self
-        # a worker that dies raises BrokenProcessPool here (a Pool would wait forever)
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
-        try:
-            futures = [pool.submit(_render_forked, i) for i in range(len(self.pending))]
-        finally:  # the first submit forked every worker
-            _FORKED = None
-
-        def wait() -> list[tuple[str, str, bytes]]:
-            try:
-                return [f.result() for f in futures]
-            finally:
-                pool.shutdown()
-
-        return wait
-
-
-_FORKED: _Figures | None = None
-
-
-def _render_forked(index: int) -> tuple[str, str, bytes]:
-    assert _FORKED is not None  # set in the parent when the pool forked
-    return _render_one(_FORKED.out_dir, *_FORKED.pending[index])
-
-
-def _render_one(out_dir: Path, fig: Figure, name: str, title: str) -> tuple[str, str, bytes]:
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
-    (out_dir / f"{name}.png").write_bytes(png.getvalue())
-    # the SVG keeps the layout the PNG's draw just computed: constrained layout measures
-    # every text again on each draw (~40% of drawing time in `lavabench report`)
-    fig.set_layout_engine("none")
-    fig.savefig(out_dir / f"{name}.svg", format="svg")
-    return name, title, png.getvalue()
-
+from lavabench.report.formatting import COMPACT, display_cells, notes_for
+from lavabench.report.workers import DrawJob, Drawn, FigureTask, FigureWorkers, draw_serial
+from lavabench.report.workloads import workload_series
 
 # What each figure shows and how to read it, by figure name (the longest matching prefix).
 HOW_TO_READ = {
@@ -148,81 +60,8 @@ def how_to_read(name: str) -> str:
     return HOW_TO_READ[max(keys, key=len)] if keys else ""
 
 
-def dollar_axis(axis: Any, *, log: bool) -> None:
-    """Ticks as `$0.02`, never `3×10⁻²`: on a log axis within two decades the 2x and 5x
-    minor ticks are labelled too (matplotlib labels them in scientific notation)."""
-    axis.set_major_formatter(FuncFormatter(usd_tick))
-    if not log:
-        axis.set_major_locator(MaxNLocator(5))  # "$0.0125" ticks crowd at the default 8-9
-        return
-    axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
-    lo, hi = sorted(axis.get_view_interval())
-    narrow = lo > 0 and math.log10(hi / lo) <= 2
-    axis.set_minor_formatter(FuncFormatter(usd_tick) if narrow else NullFormatter())
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
-
-
-def _quality_vs_price(
-    figs: _Figures, table: pd.DataFrame, colors: dict[str, Any], x: str, name: str, title: str
-) -> None:
-    t = table[table["accuracy"].notna() & (table[x] > 0)]
-    if t.empty:
-        return
-    frontier_column = "on_frontier" if x == "usd_per_1k_items" else "on_frontier_blended"
-    t = t.assign(on_frontier=t[frontier_column])
-    fig, (ax,) = figs.new()
-    frontier = t[t["on_frontier"]].sort_values(x)
-    ax.step(frontier[x], frontier["accuracy"], where="post", color="black", lw=1, alpha=0.6,
-            label="Pareto frontier", zorder=1)  # fmt: skip
-    for row in t.itertuples():
-        color = colors[row.model] if row.on_frontier else GREY
-        yerr = [[row.accuracy - row.acc_lo], [row.acc_hi - row.accuracy]]
-        ax.errorbar(getattr(row, x), row.accuracy, yerr=yerr, fmt="o", color=color, ms=7,
-                    capsize=3, zorder=3 if row.on_frontier else 2)  # fmt: skip
-        ax.annotate(row.model, (getattr(row, x), row.accuracy), xytext=(5, 4),
-                    textcoords="offset points", fontsize=8,
-                    color="black" if row.on_frontier else "#888888")  # fmt: skip
-    ax.set_xscale("log")
-    ax.set_xlabel(
-        "observed cost per 1,000 items (log)"
-        if x == "usd_per_1k_items"
-        else "blended list price per 1M tokens (3:1 input:output, log)"
-    )
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{100 * v:.0f} %"))
-    ax.set_ylabel("accuracy (95% interval)")
-    ax.set_ylim(-0.02, 1.05)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, title="grey = dominated", title_fontsize=8)
-    dollar_axis(ax.xaxis, log=True)
-    figs.save(fig, name, title)
-
-
-def _ecdf_panel(ax: Axes, curves: dict[str, Any], colors: dict[str, Any], xlabel: str) -> None:
-    for model, (values, probs) in curves.items():
-        ax.plot(values, probs, color=colors[model], label=model, lw=1.5)
-    ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("share of requests")
-    ax.set_ylim(0, 1.01)
-    ax.grid(True, which="both", alpha=0.3)
-
-
-def _floats(values: pd.Series) -> np.ndarray:
-    """Costs for a bar: an unknown (None / NaN) draws no bar, it is never a zero-length one."""
-    return np.array([math.nan if v is None or pd.isna(v) else float(v) for v in values])
-
-
-def _bars(ax: Axes, models: list[str], values: Any, colors: dict[str, Any], label: str) -> None:
-    ax.barh(models, values, color=[colors[m] for m in models])
-    for i, value in enumerate(values):
-        if pd.isna(value):  # said, not left as an empty row that reads as zero
-            ax.text(0, i, " unknown", va="center", fontsize=8, color="#777777")
-    ax.set_xlabel(label)
-    ax.invert_yaxis()
-    ax.grid(True, axis="x", alpha=0.3)
 
 
 def draw_figures(
@@ -232,30 +71,43 @@ def draw_figures(
     out_dir: Path,
     history_dir: Path | None = None,
     cells: pd.DataFrame | None = None,
-) -> list[tuple[str, str, bytes]]:
-    """All figures of the report, written as PNG and SVG; returns (name, title, png).
+) -> list[Drawn]:
+    """All figures of the report, written as PNG and SVG here; returns (name, title, png).
 
     `cells` (analysis.cell_table) holds the per-dataset tables when the caller has them."""
-    return build_figures(runs, prepared, table, out_dir, history_dir, cells).render()()
+    return draw_serial(draw_job(runs, prepared, table, out_dir, history_dir, cells))
 
 
-def build_figures(
+def draw_job(
     runs: Runs,
     prepared: pd.DataFrame,
     table: pd.DataFrame,
     out_dir: Path,
     history_dir: Path | None = None,
     cells: pd.DataFrame | None = None,
-) -> _Figures:
-    """Every figure of the report laid out, none drawn yet (`render` draws and writes them)."""
-    figs = _Figures(out_dir, runs.simulated)
-    colors = model_colors(list(table["model"]))
+) -> DrawJob:
+    """Every figure of the report as a task of small inputs (report.figures draws them)."""
+    models = [str(m) for m in table["model"]]
+    return DrawJob(out_dir, runs.simulated, models,
+                   figure_tasks(runs, prepared, table, history_dir, cells))  # fmt: skip
+
+
+def figure_tasks(
+    runs: Runs,
+    prepared: pd.DataFrame,
+    table: pd.DataFrame,
+    history_dir: Path | None = None,
+    cells: pd.DataFrame | None = None,
+) -> list[FigureTask]:
+    """The page's figures in page order; what they draw is computed here (analysis/)."""
+    tasks = []
     if history_dir is not None:  # `report --history`: nightly trends first
-        draw_trends(history_dir, figs, colors)
+        tasks.append(FigureTask("trends", (history_dir,), weight=2))
     datasets = sorted(str(d) for d in prepared["dataset"].dropna().unique())
     scope = datasets[0] if len(datasets) == 1 else "all datasets"
-    _quality_vs_price(figs, table, colors, "usd_per_1k_items", "quality_vs_price",
-                      f"Accuracy vs cost, {scope}")  # fmt: skip
+    price = "usd_per_1k_items"
+    tasks.append(FigureTask("quality_vs_price",
+                            (table, price, "quality_vs_price", f"Accuracy vs cost, {scope}")))  # fmt: skip
     if len(datasets) > 1:
         for d in datasets:
             t = (
@@ -263,60 +115,17 @@ def build_figures(
                 if cells is None
                 else cells[cells["dataset"] == d].reset_index(drop=True)
             )
-            _quality_vs_price(figs, t, colors, "usd_per_1k_items", f"quality_vs_price_{_slug(d)}",
-                              f"Accuracy vs cost, {d}")  # fmt: skip
-    _quality_vs_price(figs, table, colors, "blended_usd_per_mtok", "quality_vs_blended_price",
-                      f"Accuracy vs blended price, {scope}")  # fmt: skip
-
-    fig, (a1, a2) = figs.new(ncols=2, width=11, height=4.8)
-    _ecdf_panel(a1, ecdf_points(prepared, "_ttft"), colors, "TTFT, s (log)")
-    _ecdf_panel(a2, ecdf_points(prepared, "_e2e"), colors, "end-to-end, s (log)")
-    a2.legend(fontsize=7, loc="lower right")
-    figs.save(fig, "latency_ecdf", "Latency distributions (failures keep the curve below 1)")
-
-    fig, (a1, a2) = figs.new(ncols=2, width=11, height=4.8)
-    _ecdf_panel(a1, ecdf_points(prepared, "itl_p50_s"), colors, "median inter-token gap, s (log)")
-    a1.set_ylabel("share of successful requests")
-    a1.legend(fontsize=7, loc="lower right")
-    for row in table.itertuples():
-        if math.isnan(row.tok_s_p50):
-            continue
-        a2.errorbar(row.ttft_ok_p50_s, row.tok_s_p50, color=colors[row.model], fmt="o",
-                    xerr=[[row.ttft_ok_p50_s - row.ttft_ok_p10_s], [row.ttft_ok_p90_s - row.ttft_ok_p50_s]],
-                    yerr=[[row.tok_s_p50 - row.tok_s_p10], [row.tok_s_p90 - row.tok_s_p50]],
-                    capsize=2)  # fmt: skip
-        a2.annotate(row.model, (row.ttft_ok_p50_s, row.tok_s_p50), xytext=(4, 4),
-                    textcoords="offset points", fontsize=8)  # fmt: skip
-    a2.set_xlabel("TTFT, s (median, bars p10-p90)")
-    a2.set_ylabel("output tokens/s (median, bars p10-p90)")
-    a2.grid(True, alpha=0.3)
-    figs.save(fig, "speed", "Inter-token latency and output speed vs TTFT")
-
-    models = list(table["model"])
-    fig, (a1, a2, a3) = figs.new(ncols=3, width=13, height=0.9 + 0.32 * max(4, len(models)))
-    _bars(a1, models, _floats(table["cost_usd"]), colors, "total spent")
-    _bars(a2, models, _floats(table["usd_per_1k_items"]), colors, "cost per 1,000 items")
-    a2.set_yticklabels([])
-    for ax in (a1, a2):
-        dollar_axis(ax.xaxis, log=False)
-    y = np.arange(len(models))
-    a3.barh(y - 0.2, table["prompt_tokens_per_item"], 0.4, color=[colors[m] for m in models],
-            alpha=0.5, label="input")  # fmt: skip
-    a3.barh(y + 0.2, table["completion_tokens_per_item"], 0.4,
-            color=[colors[m] for m in models], label="output")  # fmt: skip
-    a3.set_yticks(y, [])
-    a3.invert_yaxis()
-    a3.set_xlabel("tokens per item (pale = input)")
-    a3.grid(True, axis="x", alpha=0.3)
-    figs.save(fig, "cost", "Cost and tokens per model")
-
-    fig, (a1, a2) = figs.new(ncols=2, width=10, height=0.9 + 0.32 * max(4, len(models)))
-    _bars(a1, models, 100 * table["error_rate"], colors, "errors, % of requests")
-    _bars(a2, models, 100 * table["retry_rate"], colors, "retried, % of requests")
-    a2.set_yticklabels([])
-    figs.save(fig, "reliability", "Reliability: final errors and retried requests")
-    draw_workload_figures(runs.rows, figs, colors)  # time slices; per-turn TTFT (workloads)
-    return figs
+            tasks.append(FigureTask("quality_vs_price", (t, price, f"quality_vs_price_{_slug(d)}",
+                                                         f"Accuracy vs cost, {d}")))  # fmt: skip
+    tasks.append(FigureTask("quality_vs_price", (table, "blended_usd_per_mtok",
+                            "quality_vs_blended_price", f"Accuracy vs blended price, {scope}")))  # fmt: skip
+    ecdf = (ecdf_points(prepared, "_ttft"), ecdf_points(prepared, "_e2e"))
+    tasks.append(FigureTask("latency_ecdf", ecdf, weight=2))
+    tasks.append(FigureTask("speed", (ecdf_points(prepared, "itl_p50_s"), table), weight=2))
+    tasks.append(FigureTask("cost", (table,), weight=1.3))
+    tasks.append(FigureTask("reliability", (table,)))
+    tasks.append(FigureTask("workloads", workload_series(runs.rows)))  # time slices, turns
+    return tasks
 
 
 def _jsonable(value: Any) -> Any:
@@ -342,17 +151,25 @@ def write_report(
     max_p90_ttft_s: float | None = None,
     max_p90_e2e_s: float | None = None,
     history_dir: Path | None = None,
+    workers: FigureWorkers | None = None,
 ) -> Path:
     """Write index.html, figures (PNG+SVG), summary.md and summary.json; return index.html.
 
-    With `history_dir`, the page also shows per-model trends over the nightly history."""
+    With `history_dir`, the page also shows per-model trends over the nightly history.
+    `workers`: figure workers started before the records were read (`lavabench report`
+    does); without them they start here."""
+    if workers is None:
+        with FigureWorkers() as own:
+            return write_report(runs, out_dir, run_dirs=run_dirs, min_quality=min_quality,
+                                max_p90_ttft_s=max_p90_ttft_s, max_p90_e2e_s=max_p90_e2e_s,
+                                history_dir=history_dir, workers=own)  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     prepared = prepare(runs.rows)
     table = model_table(runs, prepared=prepared)
     cells = cell_table(runs, prepared=prepared, whole=table)
-    # the figures draw in forked workers while the pick is computed (pick reads, never writes)
+    # the figures draw in the workers while the pick is computed (pick reads, never writes)
     figures = (
-        build_figures(runs, prepared, table, out_dir, history_dir, cells).render()
+        workers.draw(draw_job(runs, prepared, table, out_dir, history_dir, cells))
         if not table.empty
         else list
     )
@@ -401,6 +218,10 @@ ADAPTIVE_NOTE = (
 
 def adaptive_decisions(infos: list[dict[str, Any]], run_ids: list[str]) -> str:
     """Each adaptive run's last recorded decisions (run.json `adaptive`), as the run printed."""
+    if not any(info.get("adaptive") for info in infos):
+        return ""
+    from lavabench.analysis.adaptive import format_decisions  # scipy: only for adaptive runs
+
     parts = [
         f"{run_id}: {format_decisions(info['adaptive'])}"
         for info, run_id in zip(infos, run_ids, strict=True)

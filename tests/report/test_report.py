@@ -3,6 +3,7 @@ Chromium (no console errors, every figure has a size, a screenshot as a test art
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -154,13 +155,13 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
 
 
-def test_figures_drawn_in_forked_workers_equal_a_serial_draw(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The parallel render (one forked worker per core) writes the same PNG bytes, in the
-    same page order, as drawing the figures one by one in this process."""
+def test_figures_drawn_in_forked_workers_equal_a_serial_draw(tmp_path: Path) -> None:
+    """The figure workers (a server forked before the work, warmed, one drawer per core)
+    write the same PNG bytes, in the same page order, as drawing the figures one by one in
+    this process."""
     from lavabench.analysis.tables import model_table, prepare
-    from lavabench.report import page as page_module
+    from lavabench.report.page import draw_job
+    from lavabench.report.workers import FigureWorkers
 
     run = _run_with_failures(tmp_path)
     runs = read_runs([run])
@@ -168,13 +169,29 @@ def test_figures_drawn_in_forked_workers_equal_a_serial_draw(
     table = model_table(runs, prepared=prepared)
     drawn = {}
     for cores in (1, 2):
-        monkeypatch.setattr(page_module.os, "cpu_count", lambda c=cores: c)
         out = tmp_path / f"cores-{cores}"
         out.mkdir()
-        figs = page_module.build_figures(runs, prepared, table, out)
-        figs.pending = figs.pending[3:5]  # two figures keep the test fast: speed, cost
-        drawn[cores] = figs.render()()
-        assert [(n, t) for n, t, _ in drawn[cores]] == [(n, t) for _, n, t in figs.pending]
+        job = draw_job(runs, prepared, table, out)
+        # two figures keep the test fast; the lighter one is first on the page, the heavier
+        # starts first in the workers: the page order must come back anyway
+        tasks = [t for t in job.tasks if t.builder in ("reliability", "cost")][::-1]
+        job = dataclasses.replace(job, tasks=tasks)
+        with FigureWorkers(cores) as workers:
+            assert (workers._conn is not None) == (cores == 2)  # served, or drawn here
+            drawn[cores] = workers.draw(job)()
         assert {p.stem for p in out.glob("*.svg")} == {n for n, _, _ in drawn[cores]}
-    assert [n for n, _, _ in drawn[1]] == ["speed", "cost"] and drawn[1] == drawn[2]
+    assert [n for n, _, _ in drawn[1]] == ["reliability", "cost"]
+    assert drawn[1] == drawn[2]
     assert (tmp_path / "cores-2" / "cost.png").read_bytes() == drawn[1][1][2]
+
+
+def test_a_dead_figure_worker_raises_instead_of_hanging(tmp_path: Path) -> None:
+    import signal
+
+    from lavabench.report.workers import DrawJob, FigureWorkers
+
+    with FigureWorkers(2) as workers:
+        os.kill(workers._proc.pid, signal.SIGKILL)
+        wait = workers.draw(DrawJob(tmp_path, False, ["a"], []))
+        with pytest.raises(RuntimeError, match="figure worker died"):
+            wait()

@@ -15,8 +15,9 @@ from matplotlib.figure import Figure
 from lavabench.analysis.pick import Candidate, PickResult
 from lavabench.records.reader import read_runs
 from lavabench.report.decision import card_markdown, decision_card
+from lavabench.report.figures import dollar_axis
 from lavabench.report.formatting import display_cells, ms, notes_for, percent, usd
-from lavabench.report.page import dollar_axis, how_to_read, write_report
+from lavabench.report.page import how_to_read, write_report
 from tests.analysis.test_analysis_frontier import make_rows, write_run
 
 
