@@ -13,7 +13,7 @@ import pytest
 from lavabench.analysis.compare import compare, holm
 from lavabench.analysis.compare_config import load_compare_config
 from lavabench.config import CONF_DIR
-from tests.conftest import run_cli
+from tests.conftest import cli_in_process, run_cli
 
 CFG = load_compare_config(CONF_DIR / "compare.yaml")
 RUN = {"history": False, "hours_apart": 0.1}  # two runs minutes apart: no drift assumed
@@ -177,14 +177,14 @@ def sim_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cli_compare_aa_passes_and_regression_fails(sim_runs: Path, tmp_path: Path) -> None:
     md, js = tmp_path / "summary.md", tmp_path / "cmp.json"
-    aa = run_cli(["compare", "--baseline", str(sim_runs / "base"), "--current",
-                  str(sim_runs / "aa"), "--markdown", str(md), "--json", str(js)])  # fmt: skip
+    aa = cli_in_process(["compare", "--baseline", str(sim_runs / "base"), "--current",
+                         str(sim_runs / "aa"), "--markdown", str(md), "--json", str(js)])  # fmt: skip
     # 30 requests per model cannot see a 10% change: the honest A/A verdict is "blind" (4)
     assert aa.returncode == 4, aa.stdout + aa.stderr
     assert "| gpt-oss-20b |" in md.read_text() and "BLIND" in md.read_text()
     assert json.loads(js.read_text())["exit_code"] == 4
-    bad = run_cli(["compare", "--baseline", str(sim_runs / "base"), "--current",
-                   str(sim_runs / "slow"), "--json", str(js)])  # fmt: skip
+    bad = cli_in_process(["compare", "--baseline", str(sim_runs / "base"), "--current",
+                          str(sim_runs / "slow"), "--json", str(js)])  # fmt: skip
     assert bad.returncode == 1, bad.stdout + bad.stderr
     regressed = json.loads(js.read_text())["regressed"]
     assert "glm-5/demo-arith/ttft_p50" in regressed
@@ -198,11 +198,11 @@ def test_cli_compare_refuses_invalid_run(sim_runs: Path) -> None:
     info["health"] = {**(info.get("health") or {}), "verdict": {"status": "invalid"}}
     run_json.write_text(json.dumps(info))
     try:
-        refused = run_cli(["compare", "--baseline", str(sim_runs / "base"),
-                           "--current", str(sim_runs / "aa")])  # fmt: skip
+        refused = cli_in_process(["compare", "--baseline", str(sim_runs / "base"),
+                                  "--current", str(sim_runs / "aa")])  # fmt: skip
         assert refused.returncode == 2 and "invalid" in refused.stderr
-        allowed = run_cli(["compare", "--baseline", str(sim_runs / "base"),
-                           "--current", str(sim_runs / "aa"), "--allow-invalid"])  # fmt: skip
+        allowed = cli_in_process(["compare", "--baseline", str(sim_runs / "base"),
+                                  "--current", str(sim_runs / "aa"), "--allow-invalid"])  # fmt: skip
         assert allowed.returncode == 4 and "aa: invalid" in allowed.stdout
     finally:
         run_json.write_text(original)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli, sim_settings
+from tests.conftest import cli_in_process, run_cli, sim_settings
 
 SECRET = "aks_test_reconcileSECRET12345"
 
@@ -29,7 +29,7 @@ def _run_and_reconcile(
             env=env,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
-        rec = run_cli(["reconcile", str(tmp_path / "rc"), "--wait", "10"], env=env)
+        rec = cli_in_process(["reconcile", str(tmp_path / "rc"), "--wait", "10"], env=env)
     report = json.loads((tmp_path / "rc" / "reconcile.json").read_text())
     assert SECRET not in rec.stdout + rec.stderr
     assert SECRET not in (tmp_path / "rc" / "reconcile.json").read_text()

@@ -22,7 +22,7 @@ from lavabench.records.sweep_dirs import (
     sweep_exit_code,
     write_job_status,
 )
-from tests.conftest import ROOT, run_cli, sim_settings
+from tests.conftest import ROOT, cli_in_process, run_cli, sim_settings
 
 MODELS = "gpt-oss-20b,glm-5,llama-v3p3-70b-instruct"
 
@@ -138,7 +138,7 @@ def test_joblib_sweep_3x2_keeps_the_global_rate_and_reads_as_one_run(
     assert manifest["limiter_stats"]["permits"] == 240
 
     # report reads the sweep directory as one run: all six model x dataset cells
-    report = run_cli(["report", str(sweep)], timeout=180)
+    report = cli_in_process(["report", str(sweep)])
     assert report.returncode == 0, report.stderr[-3000:]
     summary = json.loads((sweep / "report" / "summary.json").read_text())
     cells = {(row["model"], row["dataset"]) for row in summary["cells"]}
@@ -171,9 +171,9 @@ def test_compare_accepts_a_sweep_directory(zero_delay_sim, tmp_path) -> None:
     sweep = run_cli(["run", "-m", "model=gpt-oss-20b,glm-5", *common])
     assert sweep.returncode == 0, sweep.stderr[-2000:]
     out = tmp_path / "compare.json"
-    proc = run_cli(["compare", "--baseline", str(results / "base"),
-                    "--current", str(_sweep_dir(results)), "--json", str(out),
-                    "--allow-invalid"])  # fmt: skip  # zero delays saturate the client
+    proc = cli_in_process(["compare", "--baseline", str(results / "base"),
+                           "--current", str(_sweep_dir(results)), "--json", str(out),
+                           "--allow-invalid"])  # fmt: skip  # zero delays saturate the client
     assert proc.returncode in (0, 1, 4), proc.stderr[-2000:]  # 4: too few requests to see
     rows = json.loads(out.read_text())["rows"]
     assert {row["model"] for row in rows} == {"gpt-oss-20b", "glm-5"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import cli_in_process, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +46,9 @@ def test_add_is_idempotent_and_partitioned(two_runs: Path, tmp_path: Path) -> No
 def test_history_cli_add_and_list(two_runs: Path, tmp_path: Path) -> None:
     hist = tmp_path / "h"
     for _ in range(2):
-        proc = run_cli(["history", "add", str(two_runs / "n1"), "--dir", str(hist)])
+        proc = cli_in_process(["history", "add", str(two_runs / "n1"), "--dir", str(hist)])
         assert proc.returncode == 0, proc.stderr
-    listing = run_cli(["history", "list", "--dir", str(hist)])
+    listing = cli_in_process(["history", "list", "--dir", str(hist)])
     assert listing.returncode == 0 and listing.stdout.count("n1") == 1
 
 
@@ -92,7 +92,7 @@ def test_report_history_draws_trends_with_a_baseline_band(two_runs: Path, tmp_pa
     assert first["ttft_p50_s_lo"].isna().all()  # no earlier nights: no band
     assert (trends["cost_per_item_usd"] > 0).all() and trends["accuracy"].between(0, 1).all()
 
-    proc = run_cli(["report", str(tmp_path / "n3"), "--history", str(history)])
+    proc = cli_in_process(["report", str(tmp_path / "n3"), "--history", str(history)])
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "n3" / "report"
     assert (out / "trends.png").stat().st_size > 10_000 and (out / "trends.svg").exists()
