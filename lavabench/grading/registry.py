@@ -106,6 +106,8 @@ _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
 def _normalise_latex(text: str) -> str:
+    if "{" not in text and "\\" not in text:  # both separators need one: no scan
+        return text
     return _LATEX_THOUSANDS.sub(lambda m: "," if m.group(0) == "{,}" else "", text)
 
 
@@ -186,12 +188,21 @@ def _braced(text: str, start: int) -> str:
 
 
 def _marker_segments(text: str) -> list[tuple[int, str]]:
-    segments = [(m.start(), _braced(text, m.end())) for m in _BOXED.finditer(text)]
+    # (each pattern needs a character the plain-text answer usually lacks: no scan then)
+    boxed = _BOXED.finditer(text) if "\\" in text else ()
+    segments = [(m.start(), _braced(text, m.end())) for m in boxed]
     # The case-insensitive marker scan costs ~10 us per answer; skip it when no "answer"
     # can be in the text (casefold covers the re module's case equivalences, e.g. U+017F).
     has_answer = "answer" in text.casefold() or "\u7b54\u6848" in text
-    for marker in (_ANSWER_MARKER, _HASH_MARKER) if has_answer else (_HASH_MARKER,):
-        segments.extend((m.start(), _line_after(text, m.end())) for m in marker.finditer(text))
+    if has_answer:
+        # ASCII text: lower() keeps positions, so no marker starts before the first "answer"
+        # (\b still sees the character before `start`); the scan skips the text before it
+        start = text.lower().find("answer") if text.isascii() else 0
+        matches = _ANSWER_MARKER.finditer(text, start)
+        segments.extend((m.start(), _line_after(text, m.end())) for m in matches)
+    if "####" in text:
+        matches = _HASH_MARKER.finditer(text)
+        segments.extend((m.start(), _line_after(text, m.end())) for m in matches)
     segments.sort(key=lambda s: s[0])
     return segments
 

@@ -445,19 +445,34 @@ async def _read_stream(
     """
     decoder = SSEDecoder()
     acc = ChatStreamAccumulator()
-    attempt.result = acc.result  # a timeout mid-stream still sees what arrived
+    result = attempt.result = acc.result  # a timeout mid-stream still sees what arrived
     perf_counter_ns = time.perf_counter_ns
+    feed, feed_objects, on_data, on_object = (
+        decoder.feed, decoder.feed_objects, acc.on_data, acc.on_object
+    )  # fmt: skip
     waiting_for_first = True
     async for chunk in chunks:
         t_ns = attempt.last_read_ns = perf_counter_ns()
-        for event in decoder.feed(chunk):
-            _apply_event(event, acc, attempt, t_ns)
-            if acc.result.error:
-                break
-        if waiting_for_first and acc.result.token_times_ns:
+        parsed = feed_objects(chunk)  # the common chunk, parsed at once (else None)
+        if parsed is not None:
+            for obj in parsed[0]:
+                on_object(obj, t_ns)
+                if result.error:
+                    break
+            if parsed[1] and not result.error:
+                on_data(b"[DONE]", t_ns)
+        else:
+            for event in feed(chunk):
+                if event.event == "message":  # _apply_event's common case, without the call
+                    on_data(event.data, t_ns)
+                else:
+                    _apply_event(event, acc, attempt, t_ns)
+                if result.error:
+                    break
+        if waiting_for_first and result.token_times_ns:
             waiting_for_first = False
             on_first_token()
-        if acc.result.error:
+        if result.error:
             break  # the connection is discarded; reading on would only cost time
     # After [DONE] we still read to EOF (the chunked terminator) so the connection is reused.
     if not acc.result.done and not acc.result.error:

@@ -192,6 +192,29 @@ def test_accumulator_think_tags_split_across_chunks() -> None:
     assert r.reasoning_chunks == 7 and r.content_chunks == 2
 
 
+@pytest.mark.parametrize("cut", range(1, len("</think>")))
+def test_accumulator_lone_close_split_anywhere_after_plain_chunks(cut: int) -> None:
+    # chunks without "<" keep no tail (the fast path); the tag split at every position, with
+    # a "<" elsewhere in the text, must still turn what came before into reasoning
+    texts = ["Let", " me a<b", "dd", "." + "</think>"[:cut], "</think>"[cut:] + "\n\n", "4", "2"]
+    acc = ChatStreamAccumulator()
+    for t, text in enumerate(texts):
+        acc.on_data(_chunk({"content": text}), t)
+    r = acc.finish()
+    assert r.answer_text == "42"
+    assert (r.reasoning_chunks, r.content_chunks) == (5, 2)
+    assert (r.first_reasoning_ns, r.first_answer_ns) == (0, 5)
+    assert r.token_times_ns == list(range(7))
+
+
+def test_accumulator_a_lt_sign_alone_is_not_a_tag() -> None:
+    acc = ChatStreamAccumulator()
+    for t, text in enumerate(["a", " < b", "/think", ">", " c"]):  # "</think>" never adjacent
+        acc.on_data(_chunk({"content": text}), t)
+    r = acc.finish()
+    assert r.answer_text == "a < b/think> c" and r.reasoning_chunks == 0
+
+
 def test_accumulator_content_that_only_looks_like_a_tag_start() -> None:
     acc = ChatStreamAccumulator()
     acc.on_data(_chunk({"content": "<"}), 1)
