@@ -17,12 +17,20 @@ pins itself and its children to core 1, and alternates, `--pairs` times in one r
   nothing else) in this process, the same number of requests at the same concurrency,
   after its warm-up opened the connections (lavabench's span includes opening them).
 
-The order inside a pair alternates (A B, B A, ...) so that drift on a shared machine falls
-on both. Reported: req/s of each, the ratio per pair and its min / median / max, and the
-issue's targets (>= 85 % of bare; >= 12x the best peer, 238 req/s at c=256 in
-bench/results/latest.md unless bench/results/peers.json says otherwise).
+- the best peer, AIPerf (bench_peers.py installs it into bench/.peers/aiperf and knows its
+  command line), against the same server at the same concurrency with its defaults
+  otherwise (bench_peers.py's c=256 capacity case: 2,000 requests after 512 warm-up ones,
+  32-token streams, server token counts), its process tree on core 1. Its req/s is its own
+  over its profiling phase (start-up and warm-up excluded, like lavabench's span). A peer
+  that cannot be installed or run gives a row saying why, never a number.
 
-    python bench/bench_cli.py [--pairs 4] [--repeats 10] [--concurrency 256] [--quick] [--json PATH]
+The order inside a round rotates (A B C, B C A, ...) so that drift on a shared machine
+falls on all of them. Reported: req/s of each, lavabench / bare and lavabench / peer per
+round and their min / median / max, and the issue's targets (>= 85 % of bare; >= 12x the
+best peer, both measured in this run).
+
+    python bench/bench_cli.py [--pairs 4] [--repeats 10] [--concurrency 256] [--quick]
+                              [--no-peer] [--json PATH]
 """
 
 from __future__ import annotations
@@ -57,7 +65,8 @@ from bench.bench_rate import _cores_busy_s  # noqa: E402
 
 DEFAULT_MODELS = 7  # conf/config.yaml's model list
 DEMO_ITEMS = 60
-BEST_PEER_FALLBACK = 238.0  # AIPerf 0.13 at c=256, bench/results/latest.md (2026-12-01)
+PEER = "aiperf"  # the best peer at c=256 in bench/results/peers.json (238 req/s vs 28 GuideLLM)
+PEER_CASE = (2000, 512)  # requests, warm-up: bench_peers.py's capacity case at c=256
 TARGET_SHARE = 0.85
 TARGET_PEER_X = 12.0
 DUMMY_KEY = "aks_test_benchcli0123456789"  # never leaves loopback
@@ -167,19 +176,63 @@ def bare_loop(base_url: str, n: int, concurrency: int, server_pid: int) -> dict[
     }
 
 
-def best_peer() -> tuple[float, str]:
-    """The best peer's req/s at c=256 and where that number comes from."""
-    path = ROOT / "bench" / "results" / "peers.json"
-    if path.exists():
-        peers = [r for r in json.loads(path.read_text())
-                 if r.get("kind") == "capacity" and r.get("concurrency") == 256 and not r.get("error")]  # fmt: skip
-        if peers:
-            best = max(peers, key=lambda r: r["req_per_s"])
-            return best["req_per_s"], f"{best['tool']} {best['version']}, bench/results/peers.json"
-    return BEST_PEER_FALLBACK, "AIPerf 0.13, bench/results/latest.md of 2026-12-01"
+def prepare_peer() -> tuple[Any, Path, str]:
+    """AIPerf installed (once) with its local tokenizer: (Peer, its python, its version).
+    Raises RuntimeError (one line) when it cannot be installed."""
+    from bench import bench_peers
+
+    peer = next(p for p in bench_peers.PEERS if p.name == PEER)
+    python, version = bench_peers.ensure_peer(peer)
+    bench_peers.ensure_tokenizer(python)
+    return peer, python, version
 
 
-def _spread(values: list[float]) -> dict[str, float]:
+def peer_run(prepared: tuple[Any, Path, str] | str, base_url: str, concurrency: int,
+             work: Path, run_id: str) -> dict[str, Any]:  # fmt: skip
+    """One AIPerf run against the server (its tree on core 1, as bench_peers pins it); a row
+    with `error` ("could not run: ...") instead of req/s when it fails. Never raises."""
+    from bench import bench_peers
+
+    row: dict[str, Any] = {"client": PEER, "req_per_s": None, "error": None}
+    if isinstance(prepared, str):  # the install failed: say so in every round
+        row["error"] = f"could not run: {prepared}"
+        return row
+    peer, python, version = prepared
+    row["client"] = f"{PEER} {version}"
+    out = work / run_id
+    out.mkdir(parents=True)
+    requests, warmup = PEER_CASE
+    case = bench_peers.Case("capacity", concurrency, requests, warmup)
+    try:
+        command = peer.build(python.parent.parent, base_url, "bench-model", case, out)
+        code, samples, _total, wall = bench_peers.run_tree(
+            command, cwd=out, env={**os.environ, **peer.env}, timeout_s=bench_peers.RUN_TIMEOUT_S
+        )
+        row["wall_s"] = wall
+        if code != 0:
+            why = "timed out" if code is None else f"exit {code}"
+            log = (out / "stderr.log").read_text(errors="replace")
+            row["error"] = f"could not run: {why}: {bench_peers._one_line(log)}"
+            return row
+        got = peer.parse(out)
+        if got["completed"] <= 0:
+            row["error"] = f"could not run: no completed requests ({got['peer_errors']} errors)"
+            return row
+        phase_cpu = bench_peers._cpu_between(samples, *got["phase_s"])
+        row.update({"req_per_s": got["req_per_s"], "completed": got["completed"],
+                    "peer_errors": got["peer_errors"],
+                    "achieved_concurrency": got["achieved_concurrency"],
+                    "client_cpu_s_per_1k": None if phase_cpu is None
+                    else phase_cpu / got["completed"] * 1e3})  # fmt: skip
+    except Exception as exc:  # a peer must never crash the bench
+        row["error"] = f"could not run: {type(exc).__name__}: {exc}".splitlines()[0][:300]
+    return row
+
+
+def _spread(values: list[float]) -> dict[str, float] | None:
+    """min / median / max; None when nothing was measured (a peer that could not run)."""
+    if not values:
+        return None
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
@@ -190,7 +243,16 @@ def summarize(
     runs = [p["runs"][name] for p in pairs]
     ours = [r["req_per_s"] for r in runs]
     ratios = [p["ratio"][name] for p in pairs]
-    peer, peer_source = best_peer()
+    peers = [p["runs"]["peer"] for p in pairs if "peer" in p["runs"]]
+    peer_rates = [r["req_per_s"] for r in peers if r["req_per_s"] is not None]
+    peer_x = [p["peer_ratio"][name] for p in pairs if p.get("peer_ratio", {}).get(name)]
+    errors = sorted({r["error"] for r in peers if r["error"]})
+    peer = _spread(peer_rates)
+    peer_source = (
+        f"{peers[0]['client'] if peers else PEER} c={concurrency} against bench/sse_server.py "
+        f"in this run, {len(peer_rates)} of {len(peers)} rounds"
+        + (f"; {'; '.join(errors)}" if errors else "")
+    )
     return {
         "concurrency": concurrency,
         "pairs": len(pairs),
@@ -205,22 +267,26 @@ def summarize(
         "correct_share": _spread([r["correct_share"] for r in runs]),
         "bare_req_per_s": _spread([p["runs"]["bare"]["req_per_s"] for p in pairs]),
         "ratio": _spread(ratios),
-        "best_peer_req_per_s": peer,
+        "peer_req_per_s": peer,  # None: it could not run (peer_errors says why)
+        "peer_errors": errors,
+        "best_peer_req_per_s": None if peer is None else peer["median"],
         "best_peer_source": peer_source,
-        "peer_x": _spread([x / peer for x in ours]),
+        "peer_x": _spread(peer_x),  # lavabench / peer, each round's own pair
         "target_share": TARGET_SHARE,
         "target_peer_x": TARGET_PEER_X,
         "share_met": statistics.median(ratios) >= TARGET_SHARE,
-        "peer_x_met": statistics.median(ours) / peer >= TARGET_PEER_X,
+        "peer_x_met": None if not peer_x else statistics.median(peer_x) >= TARGET_PEER_X,
     }
 
 
 def run_pairs(url: str, pid: int, work: Path, variants: dict[str, Path], pairs: int,
-              concurrency: int, repeats: int) -> list[dict[str, Any]]:  # fmt: skip
-    """`pairs` rounds of every variant's `lavabench run` and one bare loop, the order
-    rotating each round so that drift on a shared machine falls on all of them."""
+              concurrency: int, repeats: int,
+              peer: tuple[Any, Path, str] | str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """`pairs` rounds of every variant's `lavabench run`, one bare loop and (`peer` not
+    None) one peer run, the order rotating each round so that drift on a shared machine
+    falls on all of them."""
     n = DEFAULT_MODELS * DEMO_ITEMS * repeats
-    names = [*variants, "bare"]
+    names = [*variants, "bare", *(["peer"] if peer is not None else [])]
     out = []
     for i in range(pairs):
         order = names[i % len(names) :] + names[: i % len(names)]
@@ -228,18 +294,27 @@ def run_pairs(url: str, pid: int, work: Path, variants: dict[str, Path], pairs: 
         for name in order:
             if name == "bare":
                 runs[name] = bare_loop(url, n, concurrency, pid)
+            elif name == "peer":
+                assert peer is not None
+                runs[name] = peer_run(peer, url, concurrency, work, f"peer-{i}")
             else:
                 runs[name] = lavabench_cli(url, work, f"{name}-{i}", concurrency, repeats, pid,
                                            checkout=variants[name])  # fmt: skip
         bare = runs["bare"]["req_per_s"]
+        ours = {k: r for k, r in runs.items() if k not in ("bare", "peer")}
         pair = {"order": order, "runs": runs,
-                "ratio": {k: r["req_per_s"] / bare for k, r in runs.items() if k != "bare"}}  # fmt: skip
+                "ratio": {k: r["req_per_s"] / bare for k, r in ours.items()}}  # fmt: skip
+        peer_rate = runs.get("peer", {}).get("req_per_s")
+        if peer_rate:
+            pair["peer_ratio"] = {k: r["req_per_s"] / peer_rate for k, r in ours.items()}
         out.append(pair)
         print(json.dumps({"pair": i, "order": order,
-                          **{f"{k}_req_per_s": round(r["req_per_s"]) for k, r in runs.items()},
+                          **{f"{k}_req_per_s": None if r["req_per_s"] is None else round(r["req_per_s"]) for k, r in runs.items()},
                           **{f"{k}_ratio": round(x, 3) for k, x in pair["ratio"].items()},
-                          **{f"{k}_lag_p99_ms": r.get("loop_lag_ms_p99") for k, r in runs.items() if k != "bare"},
-                          **{f"{k}_wall_s": round(r["wall_s"], 2) for k, r in runs.items() if k != "bare"},
+                          **{f"{k}_peer_x": round(x, 2) for k, x in pair.get("peer_ratio", {}).items()},
+                          **{f"{k}_lag_p99_ms": r.get("loop_lag_ms_p99") for k, r in ours.items()},
+                          **{f"{k}_wall_s": round(r["wall_s"], 2) for k, r in ours.items()},
+                          "peer_error": runs.get("peer", {}).get("error"),
                           "foreign": round(max(r.get("foreign_cpu_share", r.get("foreign_cpu_share_upper", 0)) for r in runs.values()), 3)}),
               flush=True)  # fmt: skip
     return out
@@ -255,9 +330,16 @@ def main() -> None:
                         help="compare checkouts: run each one's lavabench (cwd=DIR) in every round")  # fmt: skip
     parser.add_argument("--coalesce", action="store_true",
                         help="the server writes each response at once (default: one write per event)")  # fmt: skip
+    parser.add_argument("--no-peer", action="store_true", help=f"leave {PEER} out of the rounds")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "cli.json")
     args = parser.parse_args()
     repeats = 6 if args.quick else args.repeats
+    peer: tuple[Any, Path, str] | str | None = None
+    if not args.no_peer:
+        try:
+            peer = prepare_peer()
+        except Exception as exc:  # the rounds still run; the peer row says why
+            peer = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     variants = dict(v.split("=", 1) for v in args.checkout) or {"lavabench": str(ROOT)}
     original = os.sched_getaffinity(0)
     pin = {0, 1} <= original
@@ -269,7 +351,7 @@ def main() -> None:
             os.sched_setaffinity(0, {1})  # this process and the lavabench child: core 1
         try:
             pairs = run_pairs(url, pid, Path(tmp), {k: Path(v) for k, v in variants.items()},
-                              args.pairs, args.concurrency, repeats)  # fmt: skip
+                              args.pairs, args.concurrency, repeats, peer)  # fmt: skip
         finally:
             os.sched_setaffinity(0, original)
     result = {
@@ -285,10 +367,12 @@ def main() -> None:
     args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
     for name, s in result["variants"].items():
         ours, bare, ratio = s["lavabench_req_per_s"], s["bare_req_per_s"], s["ratio"]
+        x = s["peer_x"]
+        peer_text = (f"{x['median']:.1f}x the peer (min {x['min']:.1f}, max {x['max']:.1f}; "
+                     f"{s['best_peer_source']})" if x else f"peer: {s['best_peer_source']}")  # fmt: skip
         print(f"{name}: lavabench run {ours['median']:,.0f} req/s (min {ours['min']:,.0f}, max "
               f"{ours['max']:,.0f}); bare {bare['median']:,.0f}; ratio median {ratio['median']:.1%} "
-              f"(min {ratio['min']:.1%}, max {ratio['max']:.1%}); {s['peer_x']['median']:.1f}x "
-              f"the best peer ({s['best_peer_req_per_s']:.0f})")  # fmt: skip
+              f"(min {ratio['min']:.1%}, max {ratio['max']:.1%}); {peer_text}")  # fmt: skip
 
 
 if __name__ == "__main__":
