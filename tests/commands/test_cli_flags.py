@@ -1,7 +1,9 @@
 """The command line as its users expect: Hydra's own flags on `lavabench run`, `--help` on
 every command, no heavy import for `lavabench --help`, and no credential in printed config.
 
-Each case is one `lavabench ...` process (tests/conftest.py run_cli), as a user types it.
+Each case is one `lavabench ...` process (tests/conftest.py run_cli), as a user types it;
+`--cfg` runs in this process (cli_in_process: the same main and output, no interpreter
+start-up), since Hydra composes and prints it without touching logging.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from lavabench.cli import COMMANDS, main
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli_in_process, run_cli
 
 CREDENTIAL_VARS = ("LAVA_SECRET_KEY", "LAVA_FORWARD_TOKEN", "FIREWORKS_API_KEY")
 
 
-def _ok(args: list[str], **kwargs: object) -> str:
-    proc = run_cli(args, **kwargs)  # type: ignore[arg-type]
+def _ok(args: list[str], *, in_process: bool = False, **kwargs: object) -> str:
+    proc = (cli_in_process if in_process else run_cli)(args, **kwargs)  # type: ignore[operator]
     assert proc.returncode == 0, (args, proc.stdout[-2000:], proc.stderr[-2000:])
     return proc.stdout
 
@@ -41,13 +43,13 @@ def test_run_hydra_help_is_hydras() -> None:
 
 
 def test_run_cfg_prints_the_composed_config() -> None:
-    out = _ok(["run", "--cfg", "job", "--resolve", "runner.concurrency=7"])
+    out = _ok(["run", "--cfg", "job", "--resolve", "runner.concurrency=7"], in_process=True)
     assert "runner:\n  concurrency: 7\n" in out and "endpoint:\n  kind: sim\n" in out
     assert "${" not in out  # --resolve: run_id and the rest resolved, not interpolations
-    out = _ok(["run", "--cfg", "hydra"])
+    out = _ok(["run", "--cfg", "hydra"], in_process=True)
     assert out.startswith("hydra:\n") and "      hydra/help: lavabench\n" in out
     assert "\nrunner:" not in out  # only the hydra node
-    out = _ok(["run", "--cfg", "job", "--package", "endpoint", "endpoint=lava"])
+    out = _ok(["run", "--cfg", "job", "--package", "endpoint", "endpoint=lava"], in_process=True)
     assert out.startswith("# @package endpoint\nkind: lava\n")
 
 
@@ -105,7 +107,7 @@ def test_cfg_never_prints_a_credential() -> None:
     fake = "fake" + secrets.token_hex(12)  # made here: no key-shaped literal in the repo
     env = dict.fromkeys(CREDENTIAL_VARS, fake)
     for endpoint in ("lava endpoint.byok=true", "direct"):
-        proc = run_cli(
+        proc = cli_in_process(
             ["run", "--cfg", "all", "--resolve", *f"endpoint={endpoint}".split()], env=env
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
