@@ -24,7 +24,7 @@ import os
 import random
 import re
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -324,7 +324,7 @@ def render_prompt(
 _Report = Callable[..., None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a large dataset holds one per item while loading
 class _Row:
     item_id: str
     input_text: str
@@ -386,8 +386,14 @@ def _load_rows(spec: DatasetSpec, path: str, require_id: bool) -> list[_Row]:
                 f"`lavabench data pull {spec.name}`, or set LAVABENCH_DATA_MIRROR to a folder "
                 "that holds it (e.g. ../shared/datasets)"
             ) from None
-        records = _records(spec, file_path, data, problems)
-        _validate(spec, records, group, rows, problems, first_seen, require_id)
+        # JSONL is parsed line by line as it is validated (100,000 parsed rows held at once
+        # were most of a large run's peak RSS); its parse problems still come first
+        parsed: list[str] = []
+        checked: list[str] = []
+        records = _records(spec, file_path, data, parsed)
+        del data
+        _validate(spec, records, group, rows, checked, first_seen, require_id)
+        problems += parsed + checked
     if problems:
         shown = problems[:MAX_LISTED_PROBLEMS]
         more = len(problems) - len(shown)
@@ -437,7 +443,7 @@ def _file_format(spec: DatasetSpec, path: str) -> str:
     return {".csv": "csv", ".json": "json"}.get(suffix, "jsonl")
 
 
-def _records(spec: DatasetSpec, path: str, data: bytes, problems: list[str]) -> list[_Record]:
+def _records(spec: DatasetSpec, path: str, data: bytes, problems: list[str]) -> Iterable[_Record]:
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     fmt = _file_format(spec, path)
@@ -467,9 +473,10 @@ def _records(spec: DatasetSpec, path: str, data: bytes, problems: list[str]) -> 
     return [(f"{path}:{key}[{i}]", rec) for i, rec in enumerate(obj)]
 
 
-def _jsonl_records(path: str, data: bytes, problems: list[str]) -> list[_Record]:
-    out: list[_Record] = []
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+def _jsonl_records(path: str, data: bytes, problems: list[str]) -> Iterator[_Record]:
+    """One parsed line at a time (lines split on b"\\n" only, as `bytes.split` would)."""
+    for lineno, line in enumerate(io.BytesIO(data), start=1):
+        raw = line[:-1] if line.endswith(b"\n") else line
         where = f"{path}:{lineno}"
         try:
             text = raw.decode("utf-8")
@@ -479,11 +486,12 @@ def _jsonl_records(path: str, data: bytes, problems: list[str]) -> list[_Record]
         if not text.strip():
             continue
         try:
-            out.append((where, json.loads(text, parse_constant=_reject_constant)))
+            value = json.loads(text, parse_constant=_reject_constant)
         except ValueError as e:
             detail = f"{e.msg} at column {e.colno}" if isinstance(e, json.JSONDecodeError) else e
             problems.append(f"{where}: row: not valid JSON ({detail})")
-    return out
+            continue
+        yield where, value
 
 
 def _csv_records(spec: DatasetSpec, path: str, text: str, problems: list[str]) -> list[_Record]:
@@ -514,7 +522,7 @@ def _csv_records(spec: DatasetSpec, path: str, text: str, problems: list[str]) -
 
 def _validate(
     spec: DatasetSpec,
-    records: list[_Record],
+    records: Iterable[_Record],
     group: str | None,
     rows: list[_Row],
     problems: list[str],

@@ -42,3 +42,17 @@ def test_check_resume_accepts_the_same_run_and_old_run_json() -> None:
     check_resume({}, fp, "r")  # a run.json from before fingerprints
     with pytest.raises(ConfigError, match="endpoint_target changed"):
         check_resume({"fingerprint": {**fp, "endpoint_target": "c -> b"}}, fp, "r")
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 11])
+def test_the_streamed_prompts_hash_equals_the_hash_of_the_whole_list(n):
+    """Runs recorded before the hash was streamed must still resume: same digest."""
+    from types import SimpleNamespace
+
+    from lavabench.commands.run.fingerprint import _prompts_sha, _sha
+
+    prompts = [SimpleNamespace(dataset="d\u00e9mo", item_id=f"i{i}", prompt_sha256=f"{i:064x}")
+               for i in range(n)]  # fmt: skip
+    whole = _sha([(q.dataset, q.item_id, q.prompt_sha256) for q in prompts])
+    assert _prompts_sha(prompts, chunk=4) == whole
+    assert _prompts_sha(prompts) == whole

@@ -166,6 +166,9 @@ def test_every_bad_row_is_reported_and_nothing_is_returned(tmp_path: Path) -> No
     assert f"{p}:8:" not in message
     assert "10 problem(s)" in message
     assert "dataset.id_field" in message  # says what to do
+    # a file's JSON problems are listed before its row problems (lines are parsed as they
+    # are validated, but the listing keeps this order)
+    assert message.index(f"{p}:11: row") < message.index(f"{p}:3: row")
 
 
 def test_problem_list_is_capped_at_twenty(tmp_path: Path) -> None:
