@@ -10,11 +10,9 @@ def _inputs(ratios: list[float], memory_runs: list[float], walls: list[float]):
     cli = {
         "summary": {
             "concurrency": 256,
-            "best_peer_req_per_s": 100.0,
-            "best_peer_source": "aiperf against the same server",
-            "peer_x": {"median": 9.0, "min": 8.0, "max": 10.0},
+            "best_peer_source": "aiperf 0.13 against the same server",
         },
-        "pairs": [{"ratio": {"lavabench": x}} for x in ratios],
+        "pairs": [{"ratio": {"lavabench": x}, "peer_ratio": {"lavabench": 9.0}} for x in ratios],
     }
     timing = [
         {
@@ -42,6 +40,7 @@ def test_targets_are_judged_on_the_median_and_show_the_range() -> None:
     lines = targets_section(*_inputs([0.80, 0.86, 0.90], [1.10, 1.20, 1.12], [9.0, 9.5, 9.8]))
     share = _row(lines, "/ bare aiohttp")
     assert "86 % (80 - 90 %, 3 runs)" in share and share.endswith("| yes |")
+    assert "9.0x (9.0 - 9.0x, 3 runs)" in _row(lines, "best peer")
     assert _row(lines, "best peer").endswith("| NO |")  # 9x < 12x
     ttft64 = _row(lines, "c=64")
     assert "0.90 ms (0.80 - 1.40 ms, 3 runs)" in ttft64 and ttft64.endswith("| yes |")
@@ -54,3 +53,12 @@ def test_one_slow_report_run_fails_the_report_target() -> None:
     assert _row(lines, "/ bare aiohttp").endswith("| NO |")
     assert _row(lines, "memory (distinct)").endswith("| NO |")  # median 1.20
     assert _row(lines, "report on").endswith("| NO |")  # the slowest run is 10.4 s
+
+
+def test_a_peer_that_never_ran_is_not_measured_and_not_met() -> None:
+    inputs = _inputs([0.9, 0.9, 0.9], [1.1, 1.1, 1.1], [9.0, 9.0, 9.0])
+    for pair in inputs[-1]["pairs"]:
+        pair["peer_ratio"] = {}
+    inputs[-1]["summary"]["best_peer_source"] = "could not run: aiperf: no wheel"
+    row = _row(targets_section(*inputs), "best peer")
+    assert "not measured (could not run: aiperf: no wheel)" in row and row.endswith("| NO |")
