@@ -95,12 +95,14 @@ def test_joblib_sweep_3x2_keeps_the_global_rate_and_reads_as_one_run(
 ) -> None:
     rate = 50.0
     results = tmp_path / "results"
+    # three joblib workers run the six jobs, two each: still three jobs sending at once
+    # (asserted below), and half the interpreter start-ups of one worker per job
     proc = run_cli(
         ["run", "-m", f"model={MODELS}", "dataset=demo,arith-b", "dataset.limit=20",
          "runner.repeats=2",
          f"endpoint.base_url={zero_delay_sim}", f"results_dir={results}",
          f"limits.rate={rate}", "runner.concurrency=8",
-         "hydra/launcher=joblib", "hydra.launcher.n_jobs=6",
+         "hydra/launcher=joblib", "hydra.launcher.n_jobs=3",
          f"hydra.searchpath=[file://{second_dataset}]"],
         timeout=240,
     )  # fmt: skip
