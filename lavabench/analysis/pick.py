@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lavabench.analysis.intervals import t_ppf
 from lavabench.analysis.slo import Attainment, Slo, attainment
 from lavabench.analysis.tables import accuracy_lower_bound, p90_upper_bound
 from lavabench.records.verdict import verdict_lines
@@ -242,12 +243,12 @@ def paired_difference(df: pd.DataFrame, model_a: str, model_b: str) -> Paired | 
         return None
     a, b_ = joined[model_a].to_numpy(), joined[model_b].to_numpy()
     d = a - b_
-    from scipy import stats  # imported here: a report without a pick needs no scipy
-
-    half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n) if n > 1 else math.inf
+    half = t_ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n) if n > 1 else math.inf
     only_a = int(np.sum((a >= 0.5) & (b_ < 0.5)))
     only_b = int(np.sum((b_ >= 0.5) & (a < 0.5)))
     if only_a + only_b:
+        from scipy import stats  # here: a report without a pick needs no scipy.stats
+
         p = stats.binomtest(only_a, only_a + only_b, 0.5, alternative="greater").pvalue
         mid_p = float(p - 0.5 * stats.binom.pmf(only_a, only_a + only_b, 0.5))
     else:

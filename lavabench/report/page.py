@@ -87,9 +87,28 @@ def draw_job(
     cells: pd.DataFrame | None = None,
 ) -> DrawJob:
     """Every figure of the report as a task of small inputs (report.figures draws them)."""
-    models = [str(m) for m in table["model"]]
-    return DrawJob(out_dir, runs.simulated, models,
-                   figure_tasks(runs, prepared, table, history_dir, cells))  # fmt: skip
+    return draw_job_of(
+        runs, table, out_dir, figure_tasks(runs, prepared, table, history_dir, cells)
+    )
+
+
+def draw_job_of(runs: Runs, table: pd.DataFrame, out_dir: Path, tasks: list[FigureTask]) -> DrawJob:
+    """`tasks` with what every figure shares: the directory, the title suffix, the colours'
+    models (the table's)."""
+    return DrawJob(out_dir, runs.simulated, [str(m) for m in table["model"]], tasks)
+
+
+def latency_task(prepared: pd.DataFrame) -> FigureTask:
+    """The latency ECDF figure: it needs only the prepared rows, not the tables."""
+    ecdf = (ecdf_points(prepared, "_ttft"), ecdf_points(prepared, "_e2e"))
+    return FigureTask("latency_ecdf", ecdf, weight=2)
+
+
+def table_models(prepared: pd.DataFrame) -> list[str]:
+    """The models `model_table` has, known before it: those with timed rows (its rows are
+    latency_percentiles' groups, the other tables joined on), sorted. The colours are keyed
+    on them, so the latency figure can be drawn before the table exists."""
+    return sorted(str(m) for m in prepared.loc[prepared["_timed"], "model"].dropna().unique())
 
 
 def figure_tasks(
@@ -98,8 +117,11 @@ def figure_tasks(
     table: pd.DataFrame,
     history_dir: Path | None = None,
     cells: pd.DataFrame | None = None,
+    latency: FigureTask | None = None,
 ) -> list[FigureTask]:
-    """The page's figures in page order; what they draw is computed here (analysis/)."""
+    """The page's figures in page order; what they draw is computed here (analysis/).
+
+    `latency`: the `latency_task` made earlier, if the caller made one."""
     tasks = []
     if history_dir is not None:  # `report --history`: nightly trends first
         tasks.append(FigureTask("trends", (history_dir,), weight=2))
@@ -119,8 +141,7 @@ def figure_tasks(
                                                          f"Accuracy vs cost, {d}")))  # fmt: skip
     tasks.append(FigureTask("quality_vs_price", (table, "blended_usd_per_mtok",
                             "quality_vs_blended_price", f"Accuracy vs blended price, {scope}")))  # fmt: skip
-    ecdf = (ecdf_points(prepared, "_ttft"), ecdf_points(prepared, "_e2e"))
-    tasks.append(FigureTask("latency_ecdf", ecdf, weight=2))
+    tasks.append(latency_task(prepared) if latency is None else latency)
     tasks.append(FigureTask("speed", (ecdf_points(prepared, "itl_p50_s"), table), weight=2))
     tasks.append(FigureTask("cost", (table,), weight=1.3))
     tasks.append(FigureTask("reliability", (table,)))
@@ -165,14 +186,18 @@ def write_report(
                                 history_dir=history_dir, workers=own)  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     prepared = prepare(runs.rows)
+    # the latency curves draw while the tables are computed; the other figures while the
+    # pick is (the pick reads, never writes)
+    models = table_models(prepared)
+    early = latency_task(prepared) if models else None
+    if early is not None:
+        workers.draw(DrawJob(out_dir, runs.simulated, models, [early]))
     table = model_table(runs, prepared=prepared)
     cells = cell_table(runs, prepared=prepared, whole=table)
-    # the figures draw in the workers while the pick is computed (pick reads, never writes)
-    figures = (
-        workers.draw(draw_job(runs, prepared, table, out_dir, history_dir, cells))
-        if not table.empty
-        else list
-    )
+    tasks = figure_tasks(runs, prepared, table, history_dir, cells, latency=early)
+    if not table.empty:
+        rest = [t for t in tasks if t is not early]
+        workers.draw(DrawJob(out_dir, runs.simulated, models, rest))
     decision = pick_model(prepared, table, min_quality=min_quality,
                           max_p90_ttft_s=max_p90_ttft_s, max_p90_e2e_s=max_p90_e2e_s)  # fmt: skip
     run_ids = [str(i.get("run_id", d.name)) for i, d in zip(runs.infos, run_dirs, strict=True)]
@@ -192,8 +217,19 @@ def write_report(
         + "\n"
     )
     page = out_dir / "index.html"
-    page.write_text(_html(content, figures()))
+    drawn = workers.results() if not table.empty else []
+    page.write_text(_html(content, _in_page_order(tasks, early, drawn)))
     return page
+
+
+def _in_page_order(
+    tasks: list[FigureTask], early: FigureTask | None, drawn: list[list[list[Drawn]]]
+) -> list[Drawn]:
+    """The figures of `tasks` (page order) from the early job (if any) and the rest."""
+    if not drawn:
+        return []
+    rest = iter(drawn[-1])
+    return [d for t in tasks for d in (drawn[0][0] if t is early else next(rest))]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ mathtext parser cost ~2 s before the first figure, and drawing the figures ~5 CP
 the records' own work (read, prepare, tables, pick) is all in one process. `FigureWorkers`
 forks one server at once, before any record is read (nothing large is copied, no pyarrow
 thread exists yet); it imports and warms matplotlib (report.figures.warm_up) while the
-parent works, then on `draw` forks one drawer per core from its warm state and sends the
-PNG bytes back in page order. Figure tasks carry small inputs only (report.page's
+parent works, then forks one drawer per core from its warm state, draws each job as it
+arrives and sends the PNG bytes back in page order. Figure tasks carry small inputs only (report.page's
 `figure_tasks`: per-model tables, ECDF curves), never the rows.
 
 A dead server or drawer raises instead of hanging (BrokenProcessPool, EOF on the pipe).
@@ -16,12 +16,12 @@ One core, or no fork: the same figures drawn in this process, the same bytes.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing as mp
 import os
 import traceback
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -53,18 +53,21 @@ class DrawJob:
 
 def draw_serial(job: DrawJob) -> list[Drawn]:
     """The job's figures drawn here, in page order."""
-    from lavabench.report.figures import draw_task
-
-    return [d for t in job.tasks for d in draw_task(t, job.out_dir, job.simulated, job.models)]
+    return [d for t in job.tasks for d in _draw_task(t, job)]
 
 
 class FigureWorkers:
-    """The figure server; use as a context manager (its exit ends the server)."""
+    """The figure server; use as a context manager (its exit ends the server).
+
+    `draw` queues a job (the server starts on it at once), `results` waits for all of them:
+    so a job whose inputs are ready early (the latency curves) draws while the parent is
+    still computing the tables of the next."""
 
     def __init__(self, cores: int | None = None) -> None:
         self.cores = (os.cpu_count() or 1) if cores is None else cores
         self._conn: Any = None
         self._proc: Any = None
+        self._jobs: list[DrawJob] = []  # in this process: drawn when `results` is called
         if self.cores < 2 or "fork" not in mp.get_all_start_methods():
             return
         ctx = mp.get_context("fork")
@@ -73,18 +76,25 @@ class FigureWorkers:
         self._proc = ctx.Process(target=_serve, args=(child, self._conn, self.cores))
         self._proc.start()
         child.close()
+        # registered after multiprocessing's own exit hook, so it runs first: that hook
+        # joins the (non-daemon) server, which waits for this pipe to close
+        atexit.register(self.close)
 
-    def draw(self, job: DrawJob) -> Callable[[], list[Drawn]]:
-        """Start drawing `job` (served by the warm server, else here when waited for);
-        the returned function waits for (name, title, png) in page order."""
+    def draw(self, job: DrawJob) -> int:
+        """Queue `job`; returns its number in `results`."""
+        self._jobs.append(job)
+        if self._conn is not None:
+            with contextlib.suppress(OSError):  # a dead server (BrokenPipeError): said later
+                self._conn.send(("draw", job))
+        return len(self._jobs) - 1
+
+    def results(self) -> list[list[list[Drawn]]]:
+        """Every queued job's figures: per job, per task, (name, title, png) in page order."""
+        jobs, self._jobs = self._jobs, []
         if self._conn is None:
-            return lambda: draw_serial(job)
-        with contextlib.suppress(OSError):  # a dead server (BrokenPipeError): said on wait
-            self._conn.send(job)
-        return self._receive
-
-    def _receive(self) -> list[Drawn]:
+            return [[_draw_task(t, job) for t in job.tasks] for job in jobs]
         try:
+            self._conn.send(("results", None))
             status, value = self._conn.recv()
         except (EOFError, OSError):  # closed, or reset by the kernel when it died
             self._proc.join(5)
@@ -98,6 +108,7 @@ class FigureWorkers:
     def close(self) -> None:
         """End the server (an idle one sees the pipe close) and wait for it."""
         if self._conn is not None:
+            atexit.unregister(self.close)
             self._conn.close()
             self._proc.join(10)
             if self._proc.is_alive():
@@ -114,35 +125,38 @@ class FigureWorkers:
         self.close()
 
 
+def _draw_task(task: FigureTask, job: DrawJob) -> list[Drawn]:
+    from lavabench.report.figures import draw_task
+
+    return draw_task(task, job.out_dir, job.simulated, job.models)
+
+
 def _serve(conn: Any, parent_end: Any, cores: int) -> None:
-    """The server: warm matplotlib, wait for one job, draw it on `cores` drawers, answer."""
+    """The server: warm matplotlib, then draw each job on `cores` drawers (forked warm from
+    here, heaviest task of a job first) until asked for the results."""
     parent_end.close()  # else the pipe never reports EOF when the parent goes away
+    pool: ProcessPoolExecutor | None = None
+    jobs: list[list[Future[list[Drawn]]]] = []  # per job, per task in page order
     try:
         from lavabench.report.figures import warm_up
 
         warm_up()
-        try:
-            job = conn.recv()
-        except EOFError:  # the parent ended without figures (an error, an empty table)
-            return
-        conn.send(("ok", _draw_parallel(job, cores)))
+        while True:
+            try:
+                kind, job = conn.recv()
+            except EOFError:  # the parent ended without asking (an error, an empty table)
+                return
+            if kind == "results":
+                conn.send(("ok", [[f.result() for f in futures] for futures in jobs]))
+                return
+            if pool is None:
+                pool = ProcessPoolExecutor(cores, mp_context=mp.get_context("fork"))
+            order = sorted(range(len(job.tasks)), key=lambda i: -job.tasks[i].weight)
+            futures = {i: pool.submit(_draw_task, job.tasks[i], job) for i in order}
+            jobs.append([futures[i] for i in range(len(job.tasks))])
     except BaseException:
         conn.send(("error", traceback.format_exc()))
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         conn.close()
-
-
-def _draw_parallel(job: DrawJob, cores: int) -> list[Drawn]:
-    """One drawer per core (forked warm from the server); heaviest task first."""
-    from lavabench.report.figures import draw_task
-
-    workers = min(cores, len(job.tasks))
-    if workers < 2:
-        return draw_serial(job)
-    order = sorted(range(len(job.tasks)), key=lambda i: -job.tasks[i].weight)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        futures = {
-            i: pool.submit(draw_task, job.tasks[i], job.out_dir, job.simulated, job.models)
-            for i in order
-        }
-        return [d for i in range(len(job.tasks)) for d in futures[i].result()]

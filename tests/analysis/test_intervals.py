@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from lavabench.analysis import quality
-from lavabench.analysis.intervals import repeated_interval, wilson_interval
+from lavabench.analysis.intervals import repeated_interval, t_ppf, wilson_interval
 from lavabench.analysis.pick import pick_model
 from lavabench.analysis.tables import accuracy_table, cost_table, prepare
 from tests.analysis.test_analysis_frontier import make_rows
@@ -52,3 +52,13 @@ def test_repeats_are_never_tighter_than_items_answered_once(means: list[float]) 
     low, high = repeated_interval(arr)
     w_low, w_high = wilson_interval(arr.sum(), len(arr))
     assert low <= w_low + 1e-12 and high >= w_high - 1e-12
+
+
+def test_t_quantile_from_scipy_special_is_scipy_stats_to_the_last_bit() -> None:
+    """intervals.t_ppf (scipy.special, cheap to import) is what scipy.stats.t.ppf returns,
+    and its negation at the tail is t.isf: the intervals did not move by a bit."""
+    dofs = [*range(1, 400), 1_000, 4_999, 49_999]
+    for q in (0.975, 0.95, 0.995, 1 - 0.05 / 17):
+        assert [t_ppf(q, d) for d in dofs] == [float(stats.t.ppf(q, d)) for d in dofs]
+    for tail in (0.025, 0.05, 0.05 / 20, 1e-4):
+        assert [-t_ppf(tail, d) for d in dofs] == [float(stats.t.isf(tail, d)) for d in dofs]

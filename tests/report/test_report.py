@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -178,7 +179,8 @@ def test_figures_drawn_in_forked_workers_equal_a_serial_draw(tmp_path: Path) -> 
         job = dataclasses.replace(job, tasks=tasks)
         with FigureWorkers(cores) as workers:
             assert (workers._conn is not None) == (cores == 2)  # served, or drawn here
-            drawn[cores] = workers.draw(job)()
+            workers.draw(job)
+            drawn[cores] = [d for task in workers.results()[0] for d in task]
         assert {p.stem for p in out.glob("*.svg")} == {n for n, _, _ in drawn[cores]}
     assert [n for n, _, _ in drawn[1]] == ["reliability", "cost"]
     assert drawn[1] == drawn[2]
@@ -192,6 +194,20 @@ def test_a_dead_figure_worker_raises_instead_of_hanging(tmp_path: Path) -> None:
 
     with FigureWorkers(2) as workers:
         os.kill(workers._proc.pid, signal.SIGKILL)
-        wait = workers.draw(DrawJob(tmp_path, False, ["a"], []))
+        workers.draw(DrawJob(tmp_path, False, ["a"], []))
         with pytest.raises(RuntimeError, match="figure worker died"):
-            wait()
+            workers.results()
+
+
+def test_a_process_that_never_closes_its_figure_workers_still_exits(tmp_path: Path) -> None:
+    """multiprocessing joins the (non-daemon) server at exit; the server waits for its pipe
+    to close: without FigureWorkers' own exit hook that would hang forever."""
+    code = (
+        "import sys, types\n"  # a warm-up that costs nothing: the test is about the exit
+        "sys.modules['lavabench.report.figures'] = types.SimpleNamespace(warm_up=lambda: None)\n"
+        "from lavabench.report.workers import FigureWorkers\n"
+        "workers = FigureWorkers(2)\n"
+        "raise SystemExit(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], timeout=30, capture_output=True)
+    assert proc.returncode == 3, proc.stderr
