@@ -12,7 +12,7 @@ schema knows but a file lacks (older schema versions) come back as nulls."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -106,36 +106,43 @@ class Runs:
         return out
 
 
-def read_columns(run_dir: Path | str, columns: list[str] | None = None) -> pa.Table:
+def read_columns(
+    run_dir: Path | str, columns: list[str] | None = None, *, dictionary: Sequence[str] = ()
+) -> pa.Table:
     """Only `columns` (default ANALYSIS_COLUMNS) of a run, one row per job.
 
     Why not every column: response text and token offsets are most of the bytes of a large
     run. Columns unknown to this schema are skipped; known ones missing from a file are null.
+    The string columns named in `dictionary` come back dictionary-encoded (pandas:
+    categorical), decoded from Parquet as such: a few bytes a row, not a string each.
     """
     schema = record_schema()
     wanted = [c for c in (ANALYSIS_COLUMNS if columns is None else columns) if c in schema.names]
     read = list(dict.fromkeys([*wanted, *_JOB_KEYS]))
+    encoded = {c for c in dictionary if c in read and schema.field(c).type == pa.string()}
+    types = {
+        c: pa.dictionary(pa.int32(), pa.string()) if c in encoded else schema.field(c).type
+        for c in read
+    }
     tables = []
     for path in record_files(run_dir):
-        table = _read_file(path, read)
+        table = _read_file(path, read, encoded)
         present = set(table.column_names)
         arrays = [
-            table[c].cast(schema.field(c).type)
-            if c in present
-            else pa.nulls(len(table), schema.field(c).type)
+            table[c].cast(types[c]) if c in present else pa.nulls(len(table), types[c])
             for c in read
         ]
         tables.append(pa.Table.from_arrays(arrays, names=read))
     return one_row_per_job(pa.concat_tables(tables)).select(wanted)
 
 
-def _read_file(path: Path, columns: list[str]) -> pa.Table:
+def _read_file(path: Path, columns: list[str], dictionary: Collection[str] = ()) -> pa.Table:
     """The columns of `columns` that one Parquet file has, read row group by row group.
 
     Not `pq.read_table`: it goes through pyarrow.dataset, whose import and read-ahead cost
     ~50 MB of RSS at the end of every run (bench_memory), and it decodes every row group at
     once; one group at a time holds one group's decode buffers."""
-    f = pq.ParquetFile(path)
+    f = pq.ParquetFile(path, read_dictionary=sorted(dictionary))
     present = set(f.schema_arrow.names)
     selected = [c for c in columns if c in present]
     groups = [f.read_row_group(i, columns=selected) for i in range(f.num_row_groups)]

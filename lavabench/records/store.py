@@ -210,8 +210,9 @@ def finalize_parts(run_dir: Path, schema: pa.Schema) -> Path:
     sources = ([final] if final.exists() else []) + parts
     keep = np.zeros(0, dtype=bool)
     if sources:
+        # ParquetFile, not pq.read_table: no pyarrow.dataset at the end of every run
         keys = pa.concat_tables(
-            [pq.read_table(src, columns=["job_id", "status"]) for src in sources],
+            [pq.ParquetFile(src).read(columns=["job_id", "status"]) for src in sources],
             promote_options="permissive",
         )
         keep = np.zeros(keys.num_rows, dtype=bool)

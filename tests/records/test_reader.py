@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -78,3 +79,69 @@ def test_unknown_columns_are_skipped_and_missing_ones_are_null(tmp_path: Path) -
     table = read_columns(run, ["model", "no_such_column_yet", "judge_model"])
     assert table.column_names == ["model", "judge_model"]
     assert table["judge_model"].null_count == 4
+
+
+def _varied_run(run_dir: Path) -> Path:
+    """Two models x 5 items x 2 repeats in two parts, with what the end-of-run table treats
+    apart: errors of two kinds, an ungraded answer, an unknown cost, a cached answer, a
+    truncated one; plus a crash-left row that repeats a job."""
+    rows = []
+    for m, model in enumerate(["m-a", "m-b"]):
+        for item in range(5):
+            for rep in range(2):
+                k = len(rows)
+                failed = k % 7 == 3
+                rows.append(Record(
+                    run_id="v", job_id=f"{model}/d/{item}/r{rep}", endpoint="sim", model=model,
+                    model_id="id", dataset="d", item_id=str(item), repeat=rep,
+                    prompt_sha256="h", status="error" if failed else "ok",
+                    error_type=("timeout" if k % 2 else "unavailable") if failed else None,
+                    attempts=2 if k % 5 == 0 else 1, ttft_s=None if failed else 0.01 * (k + 1),
+                    e2e_s=None if failed else 0.1 + 0.01 * k,
+                    output_tokens_per_s=None if failed else 50.0 + k,
+                    prompt_tokens=10, completion_tokens=None if failed else 20 + m,
+                    max_tokens=64, cost_pico_usd=None if failed or k == 6 else PICO + k,
+                    cost_source=None if failed or k == 6 else "server_usage",
+                    grader="numeric", correct=None if failed or k == 8 else k % 3 != 0,
+                    grade_status=None if failed else "ungraded" if k == 8 else "graded",
+                    finish_reason=None if failed else "length" if k == 4 else "stop",
+                    truncated=None if failed else k == 4, response_cached=k == 10,
+                ))  # fmt: skip
+    schema = record_schema()
+    (run_dir / PARTS_DIR).mkdir(parents=True)
+    for i, part in enumerate([rows[:9], rows[9:], rows[2:3]]):
+        path = run_dir / PARTS_DIR / f"part-{i + 1:06d}.parquet"
+        pq.write_table(records_to_table(part, schema), path)
+    return run_dir
+
+
+def test_the_end_of_run_read_gives_the_table_the_analysis_read_gives(tmp_path: Path) -> None:
+    """`lavabench run` prints its table from a narrow read with categorical strings
+    (commands/run/info.print_end); the table must be the one the full read gives."""
+    from pandas.testing import assert_frame_equal
+
+    from lavabench.analysis.tables import SUMMARY_INPUTS
+    from lavabench.commands.run.info import END_OF_RUN_CATEGORIES
+    from lavabench.records.reader import ANALYSIS_COLUMNS
+
+    narrow = [c for c in SUMMARY_INPUTS if c in ANALYSIS_COLUMNS]
+    for run in (_varied_run(tmp_path / "v"), crashed_resume(tmp_path / "crashed")):
+        full = per_model_summary(read_columns(run))
+        encoded = read_columns(run, narrow, dictionary=END_OF_RUN_CATEGORIES)
+        assert encoded.schema.field("item_id").type == pa.dictionary(pa.int32(), pa.string())
+        assert_frame_equal(per_model_summary(encoded), full)
+    assert (
+        list(full["model"]) == ["m"] and len(per_model_summary(read_columns(tmp_path / "v"))) == 2
+    )
+
+
+def test_dictionary_columns_read_the_same_values(tmp_path: Path) -> None:
+    run = crashed_resume(tmp_path / "crashed")
+    cols = ["model", "item_id", "status", "error_type", "judge_model", "ttft_s"]
+    plain = read_columns(run, cols)
+    encoded = read_columns(run, cols, dictionary=["model", "item_id", "error_type",
+                                                   "judge_model", "ttft_s"])  # fmt: skip
+    assert encoded.schema.field("ttft_s").type == pa.float64()  # not a string: unchanged
+    assert encoded.schema.field("status").type == pa.string()  # not asked for
+    for c in cols:
+        assert encoded[c].to_pylist() == plain[c].to_pylist(), c

@@ -23,7 +23,6 @@ from lavabench.commands.run.setup import budget_guard, prepare, print_plan, resu
 from lavabench.config import plain
 from lavabench.errors import StoreError
 from lavabench.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_STOPPED
-from lavabench.records.history import add_run
 from lavabench.records.store import RecordWriter, write_run_json
 from lavabench.redaction import redact_logs
 from lavabench.runner.loop import RunOutcome
@@ -85,6 +84,9 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
         except StoreError as exc:
             store_error = exc
         finally:
+            # what is left needs the plan's length only: its packed prompts (~100 B an item)
+            # go back to the OS before the merge and the end-of-run table (bench_memory)
+            p.prompts, p.jobs = (), range(len(p.jobs))  # type: ignore[assignment]
             try:
                 records_path: Path | None = writer.close()
             except StoreError as exc:
@@ -97,6 +99,8 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
         return EXIT_ERROR
     print_end(run_dir, run_id, records_path, p, outcome, secrets)
     if p.conf.history.enabled and not outcome.interrupted:
+        from lavabench.records.history import add_run  # pyarrow.dataset: only when asked
+
         history_dir = Path(p.conf.history.dir)
         print(f"history: {len(add_run(run_dir, history_dir))} file(s) in {history_dir}")
     if outcome.interrupted:

@@ -116,6 +116,12 @@ def final_info(
     return info
 
 
+# String columns of the end-of-run table read as categories: a model, dataset, item or
+# status name repeats across rows (item_id with repeats; as codes, groupby is cheaper too)
+END_OF_RUN_CATEGORIES = ("model", "dataset", "item_id", "status", "error_type", "grader",
+                         "grade_status", "cost_source", "finish_reason", "judge_model")  # fmt: skip
+
+
 def print_end(
     run_dir: Path,
     run_id: str,
@@ -124,16 +130,23 @@ def print_end(
     outcome: RunOutcome,
     secrets: list[str],
 ) -> None:
-    from lavabench.analysis.tables import per_model_summary
-    from lavabench.records.reader import read_columns
+    from lavabench.analysis.tables import SUMMARY_INPUTS, per_model_summary
+    from lavabench.records.reader import ANALYSIS_COLUMNS, read_columns
     from lavabench.report.terminal import print_summary
     from lavabench.report.workloads import print_workload_tables
 
     sim_note = " (simulated)" if p.conf.endpoint.kind == "sim" else ""
-    rows = read_columns(run_dir)
+    if p.workload is None:
+        # only what the table reads, its strings as categories (bench_memory: reading the
+        # analysis columns of 100,000 rows, strings as objects, was most of a run's peak)
+        columns = [c for c in SUMMARY_INPUTS if c in ANALYSIS_COLUMNS]
+        rows = read_columns(run_dir, columns, dictionary=END_OF_RUN_CATEGORIES)
+    else:
+        rows = read_columns(run_dir)
     print_summary(per_model_summary(rows), title=f"lavabench run {run_id}{sim_note}")
     if p.workload is not None:
         print_workload_tables(rows.to_pandas())
+    del rows
     print(f"records: {records_path}")
     print(f"run:     {run_dir / 'run.json'}")
     if outcome.load_sweep_text:
