@@ -322,6 +322,7 @@ def render_prompt(
 
 
 _Report = Callable[..., None]
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)  # slots: a large dataset holds one per item while loading
@@ -331,7 +332,7 @@ class _Row:
     reference: str | None
     group: str | None = None
     choices: tuple[str, ...] = ()
-    metadata: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    metadata: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
     shot_answer: str | None = None
     tools_json: str | None = None
 
@@ -575,8 +576,9 @@ def _validate(
             plain = obj.get(spec.reference_field) if spec.reference_field else None
             shot = None if plain is None else str(plain)
             rows.append(
-                _Row(item_id, input_text, reference, group, tuple(choices or ()), metadata, shot,
-                     tools_json)
+                # no metadata (most datasets): one shared empty mapping, not a dict per item
+                _Row(item_id, input_text, reference, group, tuple(choices or ()),
+                     metadata or _NO_METADATA, shot, tools_json)
             )  # fmt: skip
 
 

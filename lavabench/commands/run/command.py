@@ -19,6 +19,7 @@ from lavabench.commands.run.execute import endpoint_for_run, run_in_workers, run
 from lavabench.commands.run.fingerprint import run_fingerprint
 from lavabench.commands.run.info import final_info, print_end, run_metadata, run_status
 from lavabench.commands.run.limits import limiter_for_run
+from lavabench.commands.run.memory import release_freed_memory
 from lavabench.commands.run.setup import budget_guard, prepare, print_plan, resume_jobs
 from lavabench.config import plain
 from lavabench.errors import StoreError
@@ -38,6 +39,7 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
     fingerprint = run_fingerprint(p, plain(cfg.sim))
     if p.conf.resume:
         previous, p.jobs = resume_jobs(run_dir, p, fingerprint)
+    release_freed_memory()  # what loading the dataset freed, before the run's long middle
     if p.conf.runner.dry_run:
         print_plan(p, run_id)
         return 0
@@ -87,6 +89,7 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
             # what is left needs the plan's length only: its packed prompts (~100 B an item)
             # go back to the OS before the merge and the end-of-run table (bench_memory)
             p.prompts, p.jobs = (), range(len(p.jobs))  # type: ignore[assignment]
+            release_freed_memory()
             try:
                 records_path: Path | None = writer.close()
             except StoreError as exc:
@@ -97,6 +100,7 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
     if store_error is not None:
         print(f"lavabench: error: {store_error}", file=sys.stderr)
         return EXIT_ERROR
+    release_freed_memory()  # the merge's
     print_end(run_dir, run_id, records_path, p, outcome, secrets)
     if p.conf.history.enabled and not outcome.interrupted:
         from lavabench.records.history import add_run  # pyarrow.dataset: only when asked
