@@ -85,19 +85,31 @@ def test_rate_sweep_steps_open_loop_arrivals(capped_sim, tmp_path) -> None:
         assert achieved == pytest.approx(level, rel=0.05)
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (["load=sweep", "runner.arrival=poisson", "runner.rate=5"], "closed loop"),
-        (["load=sweep", "runner.load_sweep.levels=[4,2]"], "must rise"),
-        (["load=sweep", "runner.load_sweep.over=speed"], "runner.load_sweep.over"),
-        (["load=poisson", "runner.rate=null"], "needs runner.rate"),
-    ],
-)
-def test_bad_load_settings_are_clear_errors(overrides, message, tmp_path) -> None:
+BAD_LOAD_SETTINGS = [
+    (["load=sweep", "runner.arrival=poisson", "runner.rate=5"], "closed loop"),
+    (["load=sweep", "runner.load_sweep.levels=[4,2]"], "must rise"),
+    (["load=sweep", "runner.load_sweep.over=speed"], "runner.load_sweep.over"),
+    (["load=poisson", "runner.rate=null"], "needs runner.rate"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_LOAD_SETTINGS)
+def test_bad_load_settings_are_clear_errors(overrides, message) -> None:
+    """The config check `lavabench run` makes (load_config on the composed config)."""
+    from lavabench.config import compose, load_config
+
+    with pytest.raises(ConfigError) as error:
+        load_config(compose(overrides))
+    assert message in str(error.value)
+
+
+def test_a_bad_load_setting_exits_2_and_writes_no_rows(tmp_path) -> None:
+    """One case through the command line: that error is exit 2 and a sentence, before any
+    request (the others differ only in the message checked above)."""
+    overrides, message = BAD_LOAD_SETTINGS[0]
     proc = run_cli(["run", *overrides, f"results_dir={tmp_path}"])
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert message in proc.stderr, proc.stderr[-2000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert not list(tmp_path.glob("*/records.parquet"))
 
 
