@@ -121,15 +121,26 @@ def test_shares_split_jobs_concurrency_and_limits() -> None:
         shares(jobs, None, count=9, concurrency=8, rate=None, budget_usd=None)
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (["load=sweep"], "load=sweep runs in one process"),
-        (["cache.enabled=true"], "the sqlite cache has one writer"),
-        (["runner.concurrency=2", "runner.workers=3"], "at least one request in flight"),
-    ],
-)
-def test_workers_refuse_what_one_process_must_do(overrides, message, tmp_path) -> None:
+ONE_PROCESS_ONLY = [
+    (["load=sweep"], "load=sweep runs in one process"),
+    (["cache.enabled=true"], "the sqlite cache has one writer"),
+    (["runner.concurrency=2", "runner.workers=3"], "at least one request in flight"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), ONE_PROCESS_ONLY)
+def test_workers_refuse_what_one_process_must_do(overrides, message) -> None:
+    """The config check `lavabench run` makes (load_config on the composed config)."""
+    from lavabench.config import compose, load_config
+
+    with pytest.raises(ConfigError) as error:
+        load_config(compose(["runner.workers=2", *overrides]))
+    assert message in str(error.value)
+
+
+def test_a_refused_worker_setting_exits_2_before_anything_is_written(tmp_path) -> None:
+    """One case through the command line (the others differ only in the message)."""
+    overrides, message = ONE_PROCESS_ONLY[1]
     proc = run_cli(["run", "runner.workers=2", *overrides, f"results_dir={tmp_path}"])
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
     assert not list(tmp_path.glob("*/run.json"))  # refused before anything was written
