@@ -301,7 +301,8 @@ def run_pairs(url: str, pid: int, work: Path, variants: dict[str, Path], pairs: 
                 runs[name] = lavabench_cli(url, work, f"{name}-{i}", concurrency, repeats, pid,
                                            checkout=variants[name])  # fmt: skip
         bare = runs["bare"]["req_per_s"]
-        ours = {k: r for k, r in runs.items() if k not in ("bare", "peer")}
+        ours = {k: runs[k] for k in variants}  # in --checkout order whatever ran first
+        # (run_all.targets_section reads each round's first ratio as the lavabench one)
         pair = {"order": order, "runs": runs,
                 "ratio": {k: r["req_per_s"] / bare for k, r in ours.items()}}  # fmt: skip
         peer_rate = runs.get("peer", {}).get("req_per_s")
