@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lavabench.errors import StoreError
@@ -283,8 +282,7 @@ def _rows_to_keep(keys: pa.Table) -> list[int] | range:
 
     The common case (no resume, no crash mid-merge) has every job once: Arrow says so
     without turning 100,000 ids into Python objects (bench_memory: +80 MB at 100k)."""
-    ids = keys["job_id"]
-    if pc.count_distinct(ids).as_py() + ids.null_count == keys.num_rows:
+    if _ids_all_distinct(keys["job_id"]):
         return range(keys.num_rows)  # no id twice (rows without an id always stay)
     frame = keys.to_pandas()
     frame["row"] = range(len(frame))
@@ -294,6 +292,26 @@ def _rows_to_keep(keys: pa.Table) -> list[int] | range:
     ok = frame[frame["status"] == "ok"].drop_duplicates("job_id", keep="first")
     rest = frame[~frame["job_id"].isin(ok["job_id"])].drop_duplicates("job_id", keep="last")
     return sorted([*ok["row"], *rest["row"], *anonymous["row"]])
+
+
+def _ids_all_distinct(ids: pa.ChunkedArray | pa.Array, batch: int = 4096) -> bool:
+    """True when no non-null id repeats, proven from the ids' 64-bit hashes (distinct
+    hashes mean distinct ids); False may also be a hash collision, which only sends the
+    caller the exact way. Not pc.count_distinct: its hash table of every id stayed in
+    Arrow's allocator, +25 MB of RSS at 100,000 ids, twice at the end of a run."""
+    chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
+    hashes = np.fromiter(
+        (
+            hash(x)
+            for chunk in chunks
+            for start in range(0, len(chunk), batch)
+            for x in chunk.slice(start, batch).to_pylist()
+            if x is not None
+        ),
+        dtype=np.int64,
+        count=len(ids) - ids.null_count,
+    )
+    return len(np.unique(hashes)) == len(hashes)
 
 
 def conform(table: pa.Table) -> pa.Table:

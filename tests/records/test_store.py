@@ -89,3 +89,17 @@ def test_disk_full_is_a_clear_error_and_written_rows_stay(tmp_path: Path, monkey
             writer.wait()  # deterministic: each flush is on disk (or failed) before the next row
     assert str(tmp_path / PARTS_DIR) in str(err.value)
     assert read_records(tmp_path).num_rows == 5  # the part written before the disk filled
+
+
+def test_one_row_per_job_is_exact_when_id_hashes_collide(monkeypatch) -> None:
+    """The fast path proves ids distinct from their hashes; a collision must only cost time."""
+    from lavabench.records import store
+
+    table = pa.table({"job_id": ["a", "b", None, "c", "b"], "status": ["ok"] * 4 + ["error"]})
+    assert store.one_row_per_job(table)["job_id"].to_pylist() == ["a", "b", None, "c"]
+    distinct = table.slice(0, 4)
+    assert store.one_row_per_job(distinct).num_rows == 4
+    monkeypatch.setattr(store, "hash", lambda _: 7, raising=False)  # every id collides
+    assert not store._ids_all_distinct(distinct["job_id"])
+    assert store.one_row_per_job(distinct)["job_id"].to_pylist() == ["a", "b", None, "c"]
+    assert store.one_row_per_job(table)["job_id"].to_pylist() == ["a", "b", None, "c"]
