@@ -19,7 +19,11 @@ from lavabench.commands.run.execute import endpoint_for_run, run_in_workers, run
 from lavabench.commands.run.fingerprint import run_fingerprint
 from lavabench.commands.run.info import final_info, print_end, run_metadata, run_status
 from lavabench.commands.run.limits import limiter_for_run
-from lavabench.commands.run.memory import release_freed_memory
+from lavabench.commands.run.memory import (
+    arrow_pool_restored,
+    end_of_run_allocator,
+    release_freed_memory,
+)
 from lavabench.commands.run.setup import budget_guard, prepare, print_plan, resume_jobs
 from lavabench.config import plain
 from lavabench.errors import StoreError
@@ -33,6 +37,11 @@ log = logging.getLogger("lavabench")
 
 def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
     """The whole `run` command for one Hydra job; returns the exit code."""
+    with arrow_pool_restored():
+        return _run_benchmark(cfg, run_dir)
+
+
+def _run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
     p = prepare(cfg)
     run_id = run_id_for(run_dir)
     previous: dict[str, Any] | None = None
@@ -90,6 +99,7 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
             # go back to the OS before the merge and the end-of-run table (bench_memory)
             p.prompts, p.jobs = (), range(len(p.jobs))  # type: ignore[assignment]
             release_freed_memory()
+            end_of_run_allocator()
             try:
                 records_path: Path | None = writer.close()
             except StoreError as exc:

@@ -1,4 +1,5 @@
-"""Give the heap that a phase of the run freed back to the OS (glibc `malloc_trim`).
+"""Give the heap that a phase of the run freed back to the OS (glibc `malloc_trim`), and
+the allocator Arrow uses at the end of a run.
 
 Why: loading a large dataset, and the end of the run, free many small blocks at once;
 glibc keeps them mapped, so the process's RSS (what a machine running several jobs
@@ -8,9 +9,13 @@ A no-op where the C library has no malloc_trim (musl, macOS)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+from collections.abc import Iterator
 from typing import Any
+
+import pyarrow as pa
 
 
 @functools.cache
@@ -27,3 +32,22 @@ def release_freed_memory() -> None:
     trim = getattr(_libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)
+
+
+@contextlib.contextmanager
+def arrow_pool_restored() -> Iterator[None]:
+    """Whatever `end_of_run_allocator` switches, Arrow's allocator is the one of before
+    after the block (a sweep runs its next job in this process)."""
+    previous = pa.default_memory_pool()
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+def end_of_run_allocator() -> None:
+    """From here Arrow allocates through glibc, not mimalloc: the merge and the table's
+    read free what they allocate, and mimalloc kept those pages committed (in-process at
+    100,000 rows: the table's peak 298-309 -> 264-271 MB; 10,000 rows: no change). The
+    sending phase keeps mimalloc (the writer thread converts every part with it)."""
+    pa.set_memory_pool(pa.system_memory_pool())
