@@ -163,7 +163,9 @@ def read_runs(run_dirs: Sequence[Path | str] | Path | str) -> Runs:
     dirs = [run_dirs] if isinstance(run_dirs, str | Path) else list(run_dirs)
     frames, infos = [], []
     for d in dirs:
-        table = read_columns(d)
+        # strings as Parquet stores them: no string per row built, categoricals straight
+        # away (1M rows: ~0.35-0.7 CPU-s less, issue 21)
+        table = read_columns(d, dictionary=_DICTIONARY_COLUMNS)
         try:
             info = read_run_json(d)
         except StoreError:

@@ -145,3 +145,23 @@ def test_dictionary_columns_read_the_same_values(tmp_path: Path) -> None:
     assert encoded.schema.field("status").type == pa.string()  # not asked for
     for c in cols:
         assert encoded[c].to_pylist() == plain[c].to_pylist(), c
+
+
+def test_dictionary_read_gives_the_frame_of_a_plain_read(tmp_path: Path) -> None:
+    """read_runs reads its string columns dictionary-encoded (no string per row built): the
+    frame equals the plain read's, categories in the same order, across a final file and a
+    part whose dictionaries differ (the part has a status and error_type the file lacks)."""
+    import pandas as pd
+
+    run = crashed_resume(tmp_path / "run")
+    part = records_to_table([_row(7, "timeout")], record_schema())
+    pq.write_table(part, run / PARTS_DIR / "part-000002.parquet")
+    encoded = read_runs([run]).rows
+    plain = read_columns(run).to_pandas(
+        categories=["run_id", "model", "dataset", "item_id", "status", "error_type", "grader"]
+    )
+    assert isinstance(encoded["status"].dtype, pd.CategoricalDtype)
+    assert list(encoded["item_id"]) == ["0", "1", "2", "3", "7"]  # one row per job kept
+    pd.testing.assert_frame_equal(encoded.drop(columns=["dataset_sha256"]), plain)
+    for c in ("status", "item_id", "error_type"):
+        assert list(encoded[c].cat.categories) == list(plain[c].cat.categories), c
