@@ -161,18 +161,23 @@ def memory_section(memory: dict) -> list[str]:
         "",
         f"## Memory (`lavabench run`, closed loop c={memory['concurrency']}; target peak RSS at 100k <= {memory['target_ratio']} x at 10k)",
         "",
-        "| variant | requests | peak RSS MB | at run start MB | while sending (peak) MB | "
+        "| variant | round | requests | peak RSS MB | at run start MB | while sending (peak) MB | "
         "after: finalize + table (peak) MB | wall s | req/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in memory["rows"]:
         lines.append(
-            f"| {r['variant']} | {r['requests']:,} | {r['peak_rss_mb']:.0f} | "
+            f"| {r['variant']} | {r.get('round', 0) + 1} | {r['requests']:,} | {r['peak_rss_mb']:.0f} | "
             f"{_fmt(r.get('rss_run_start_mb'), '.0f')} | {_fmt(r['peak_rss_sending_mb'], '.0f')} | "
             f"{_fmt(r.get('peak_rss_after_mb'), '.0f')} | {r['wall_s']:.1f} | {r['req_per_s']:,.0f} |"
         )
-    ratios = ", ".join(f"{v}: {x:.2f}" for v, x in memory["ratios"].items())
-    lines += ["", f"Peak ratio 100k / 10k: {ratios}."]
+    runs = memory.get("ratio_runs") or {}
+    ratios = ", ".join(
+        f"{v}: {x:.2f}"
+        + (f" (rounds: {', '.join(f'{y:.2f}' for y in runs[v])})" if v in runs else "")
+        for v, x in memory["ratios"].items()
+    )
+    lines += ["", f"Peak ratio 100k / 10k (median of rounds): {ratios}."]
     return lines
 
 

@@ -121,7 +121,7 @@ def test_the_end_of_run_read_gives_the_table_the_analysis_read_gives(tmp_path: P
     from pandas.testing import assert_frame_equal
 
     from lavabench.analysis.tables import SUMMARY_INPUTS
-    from lavabench.commands.run.info import END_OF_RUN_CATEGORIES
+    from lavabench.commands.run.info import END_OF_RUN_CATEGORIES, end_of_run_summary
     from lavabench.records.reader import ANALYSIS_COLUMNS
 
     narrow = [c for c in SUMMARY_INPUTS if c in ANALYSIS_COLUMNS]
@@ -130,6 +130,7 @@ def test_the_end_of_run_read_gives_the_table_the_analysis_read_gives(tmp_path: P
         encoded = read_columns(run, narrow, dictionary=END_OF_RUN_CATEGORIES)
         assert encoded.schema.field("item_id").type == pa.dictionary(pa.int32(), pa.string())
         assert_frame_equal(per_model_summary(encoded), full)
+        assert_frame_equal(end_of_run_summary(run), full)  # what print_end prints
     assert (
         list(full["model"]) == ["m"] and len(per_model_summary(read_columns(tmp_path / "v"))) == 2
     )

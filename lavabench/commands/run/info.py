@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
@@ -26,6 +26,9 @@ from lavabench.records.verdict import verdict_lines
 from lavabench.redaction import redact_mapping, redact_text
 from lavabench.runner.loop import RunOutcome
 from lavabench.wire.endpoints import Endpoint
+
+if TYPE_CHECKING:  # pandas is imported at the end of a run, not at start-up
+    import pandas as pd
 
 
 def run_status(outcome: RunOutcome) -> str:
@@ -122,6 +125,21 @@ END_OF_RUN_CATEGORIES = ("model", "dataset", "item_id", "status", "error_type", 
                          "grade_status", "cost_source", "finish_reason", "judge_model")  # fmt: skip
 
 
+def end_of_run_summary(run_dir: Path) -> pd.DataFrame:
+    """`per_model_summary` of a run from only the columns it reads, strings as categories,
+    the Arrow buffers let go column by column as they become pandas (bench_memory: the
+    analysis columns of 100,000 rows with strings as objects were most of a run's peak).
+    The same frame as from the full read (tests/records/test_reader.py)."""
+    from lavabench.analysis.tables import SUMMARY_INPUTS, per_model_summary
+    from lavabench.records.reader import ANALYSIS_COLUMNS, read_columns
+
+    columns = [c for c in SUMMARY_INPUTS if c in ANALYSIS_COLUMNS]
+    rows = read_columns(run_dir, columns, dictionary=END_OF_RUN_CATEGORIES)
+    frame = rows.to_pandas(split_blocks=True, self_destruct=True)
+    del rows  # self_destruct: the table is unusable now, its buffers already freed
+    return per_model_summary(frame)
+
+
 def print_end(
     run_dir: Path,
     run_id: str,
@@ -130,23 +148,20 @@ def print_end(
     outcome: RunOutcome,
     secrets: list[str],
 ) -> None:
-    from lavabench.analysis.tables import SUMMARY_INPUTS, per_model_summary
-    from lavabench.records.reader import ANALYSIS_COLUMNS, read_columns
+    from lavabench.analysis.tables import per_model_summary
+    from lavabench.records.reader import read_columns
     from lavabench.report.terminal import print_summary
     from lavabench.report.workloads import print_workload_tables
 
     sim_note = " (simulated)" if p.conf.endpoint.kind == "sim" else ""
+    title = f"lavabench run {run_id}{sim_note}"
     if p.workload is None:
-        # only what the table reads, its strings as categories (bench_memory: reading the
-        # analysis columns of 100,000 rows, strings as objects, was most of a run's peak)
-        columns = [c for c in SUMMARY_INPUTS if c in ANALYSIS_COLUMNS]
-        rows = read_columns(run_dir, columns, dictionary=END_OF_RUN_CATEGORIES)
-    else:
+        print_summary(end_of_run_summary(run_dir), title=title)
+    else:  # the workload tables read the analysis columns: one read for both
         rows = read_columns(run_dir)
-    print_summary(per_model_summary(rows), title=f"lavabench run {run_id}{sim_note}")
-    if p.workload is not None:
+        print_summary(per_model_summary(rows), title=title)
         print_workload_tables(rows.to_pandas())
-    del rows
+        del rows
     print(f"records: {records_path}")
     print(f"run:     {run_dir / 'run.json'}")
     if outcome.load_sweep_text:
