@@ -16,9 +16,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -30,6 +29,9 @@ from lavabench.records.store import (
     record_files,
     record_schema,
 )
+
+if TYPE_CHECKING:  # pandas waits for a reader that returns a frame: a run's start needs none
+    import pandas as pd
 
 # The columns the report and pick need: reading only these keeps 1M rows well under 1 GB.
 ANALYSIS_COLUMNS = [
@@ -160,6 +162,8 @@ def read_all(run_dir: Path | str) -> pa.Table:
 
 def read_runs(run_dirs: Sequence[Path | str] | Path | str) -> Runs:
     """Several runs as one DataFrame (categorical strings) plus their run.json contents."""
+    import pandas as pd
+
     dirs = [run_dirs] if isinstance(run_dirs, str | Path) else list(run_dirs)
     frames, infos = [], []
     for d in dirs:
