@@ -448,6 +448,7 @@ def main() -> None:
         f"| {report['rows']:,} | {_report_spread(report)} | "
         f"{report['report_peak_rss_mb']:.0f} | {'yes' if report['ok'] else 'NO'} |",
         "",
+        *([f"What it rests on: {report['notes']}.", ""] if report.get("notes") else []),
     ]
     aa, ttft = compare["aa"], compare["detect_ttft_p90_x1.2"]
     acc = compare["detect_accuracy_minus5pt"]
