@@ -46,6 +46,7 @@ ANALYSIS_COLUMNS = [
     "attempts",
     "ttft_s",
     "e2e_s",
+    "first_answer_s",  # the answer's first token: SLOs and pick --max-p90-first-answer
     "itl_p50_s",
     "output_tokens_per_s",
     "prompt_tokens",

@@ -124,7 +124,8 @@ def test_the_end_of_run_read_gives_the_table_the_analysis_read_gives(tmp_path: P
     from lavabench.commands.run.info import END_OF_RUN_CATEGORIES, end_of_run_summary
     from lavabench.records.reader import ANALYSIS_COLUMNS
 
-    narrow = [c for c in SUMMARY_INPUTS if c in ANALYSIS_COLUMNS]
+    assert set(SUMMARY_INPUTS) <= set(ANALYSIS_COLUMNS)  # what prepare reads, the reader reads
+    narrow = SUMMARY_INPUTS
     for run in (_varied_run(tmp_path / "v"), crashed_resume(tmp_path / "crashed")):
         full = per_model_summary(read_columns(run))
         encoded = read_columns(run, narrow, dictionary=END_OF_RUN_CATEGORIES)
@@ -166,3 +167,16 @@ def test_dictionary_read_gives_the_frame_of_a_plain_read(tmp_path: Path) -> None
     pd.testing.assert_frame_equal(encoded.drop(columns=["dataset_sha256"]), plain)
     for c in ("status", "item_id", "error_type"):
         assert list(encoded[c].cat.categories) == list(plain[c].cat.categories), c
+
+
+def test_the_analysis_read_keeps_the_first_answer_time(tmp_path: Path) -> None:
+    """read_runs left first_answer_s out: prepare saw it missing, an answer-latency SLO counted
+    every request a miss and `pick --max-p90-first-answer` rejected every model (bound inf)."""
+    run_dir = tmp_path / "run"
+    (run_dir / PARTS_DIR).mkdir(parents=True)
+    rows = [_row(i, "ok") for i in range(3)]
+    for i, r in enumerate(rows):
+        r.first_answer_s = 0.3 + i / 10
+    pq.write_table(records_to_table(rows, record_schema()), run_dir / RECORDS_FILE)
+    prepared = prepare(read_runs([run_dir]).rows)
+    assert prepared["_first_answer"].tolist() == pytest.approx([0.3, 0.4, 0.5])

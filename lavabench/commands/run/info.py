@@ -131,10 +131,9 @@ def end_of_run_summary(run_dir: Path) -> pd.DataFrame:
     analysis columns of 100,000 rows with strings as objects were most of a run's peak).
     The same frame as from the full read (tests/records/test_reader.py)."""
     from lavabench.analysis.tables import SUMMARY_INPUTS, per_model_summary
-    from lavabench.records.reader import ANALYSIS_COLUMNS, read_columns
+    from lavabench.records.reader import read_columns
 
-    columns = [c for c in SUMMARY_INPUTS if c in ANALYSIS_COLUMNS]
-    rows = read_columns(run_dir, columns, dictionary=END_OF_RUN_CATEGORIES)
+    rows = read_columns(run_dir, SUMMARY_INPUTS, dictionary=END_OF_RUN_CATEGORIES)
     frame = rows.to_pandas(split_blocks=True, self_destruct=True)
     del rows  # self_destruct: the table is unusable now, its buffers already freed
     return per_model_summary(frame)
