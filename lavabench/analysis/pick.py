@@ -246,13 +246,10 @@ def paired_difference(df: pd.DataFrame, model_a: str, model_b: str) -> Paired | 
     half = t_ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n) if n > 1 else math.inf
     only_a = int(np.sum((a >= 0.5) & (b_ < 0.5)))
     only_b = int(np.sum((b_ >= 0.5) & (a < 0.5)))
-    if only_a + only_b:
-        from scipy import stats  # here: a report without a pick needs no scipy.stats
+    # here: a report without a pick needs no scipy.stats (quality imports it)
+    from lavabench.analysis.quality import mcnemar_mid_p
 
-        p = stats.binomtest(only_a, only_a + only_b, 0.5, alternative="greater").pvalue
-        mid_p = float(p - 0.5 * stats.binom.pmf(only_a, only_a + only_b, 0.5))
-    else:
-        mid_p = 1.0
+    mid_p = mcnemar_mid_p(only_a, only_b)
     mean = float(d.mean())
     return Paired(n, mean, mean - half, mean + half, only_a, only_b, mid_p)
 
