@@ -7,6 +7,7 @@ over 1,000,000 synthetic records, then writes one Markdown table and the raw JSO
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -373,20 +374,24 @@ def _load(name: str, previous: dict[str, Any], measured_at: dict[str, str]) -> A
 def main() -> None:
     """`make bench`: every bench; `--only a,b`: re-measure those and keep the others' last
     figures (each section says when it was measured); `--render`: only rebuild latest.md."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    quick = "--quick" in sys.argv
-    only = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), None)
-    names = list(BENCHES) if only is None else only.split(",")
-    unknown = sorted(set(names) - set(BENCHES))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="each bench's short pass")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: rebuild latest.md from the JSON files")  # fmt: skip
+    parser.add_argument("--only", type=lambda v: v.split(","), default=list(BENCHES),
+                        metavar="A,B", help=f"re-measure these only: {', '.join(BENCHES)}")  # fmt: skip
+    args = parser.parse_args()
+    unknown = sorted(set(args.only) - set(BENCHES))
     if unknown:
-        sys.exit(f"run_all.py --only: unknown bench {unknown}; choose from {', '.join(BENCHES)}")
+        parser.error(f"--only: unknown bench {unknown}; choose from {', '.join(BENCHES)}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
     latest = RESULTS / "latest.json"
     previous = json.loads(latest.read_text()) if latest.exists() else {}
     measured_at: dict[str, str] = {}
-    if "--render" not in sys.argv:
-        for name in names:
+    if not args.render:
+        for name in args.only:
             script, _, key = BENCHES[name]
-            _run(script, *_bench_args(name, quick))
+            _run(script, *_bench_args(name, args.quick))
             measured_at[key or name] = datetime.now(UTC).isoformat(timespec="minutes")
     sim = _load("sim", previous, measured_at)
     client = _load("client", previous, measured_at)
