@@ -84,7 +84,8 @@ def test_unknown_columns_are_skipped_and_missing_ones_are_null(tmp_path: Path) -
 def _varied_run(run_dir: Path) -> Path:
     """Two models x 5 items x 2 repeats in two parts, with what the end-of-run table treats
     apart: errors of two kinds, an ungraded answer, an unknown cost, a cached answer, a
-    truncated one; plus a crash-left row that repeats a job."""
+    truncated one; plus a crash-left row that repeats a job, and first of all a model whose
+    only rows are warm-ups (no row in the table)."""
     rows = []
     for m, model in enumerate(["m-a", "m-b"]):
         for item in range(5):
@@ -109,7 +110,10 @@ def _varied_run(run_dir: Path) -> Path:
                 ))  # fmt: skip
     schema = record_schema()
     (run_dir / PARTS_DIR).mkdir(parents=True)
-    for i, part in enumerate([rows[:9], rows[9:], rows[2:3]]):
+    warm = [Record(run_id="v", job_id=f"m-w/d/{i}/warmup", endpoint="sim", model="m-w",
+                   model_id="id", dataset="d", item_id=str(i), prompt_sha256="h", status="ok",
+                   is_warmup=True, ttft_s=0.5, e2e_s=0.6) for i in range(2)]  # fmt: skip
+    for i, part in enumerate([warm, rows[:9], rows[9:], rows[2:3]]):
         path = run_dir / PARTS_DIR / f"part-{i + 1:06d}.parquet"
         pq.write_table(records_to_table(part, schema), path)
     return run_dir
