@@ -26,9 +26,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from lavabench.report.figure_tasks import Drawn, FigureTask
 from lavabench.report.formatting import usd_tick
 from lavabench.report.trends import draw_trends
-from lavabench.report.workers import Drawn, FigureTask
 from lavabench.report.workloads import draw_workload_series
 
 GREY = "#b8b8b8"

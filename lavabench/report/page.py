@@ -28,8 +28,9 @@ from lavabench.analysis.pick import PickResult, format_pick, pick_model, verdict
 from lavabench.analysis.tables import cell_table, ecdf_points, model_table, prepare
 from lavabench.records.reader import Runs
 from lavabench.report.decision import card_html, card_markdown, decision_card
+from lavabench.report.figure_tasks import Drawn, FigureTask
 from lavabench.report.formatting import COMPACT, display_cells, notes_for
-from lavabench.report.workers import DrawJob, Drawn, FigureTask, FigureWorkers, draw_serial
+from lavabench.report.workers import DrawJob, FigureWorkers, draw_serial
 from lavabench.report.workloads import workload_series
 
 # What each figure shows and how to read it, by figure name (the longest matching prefix).

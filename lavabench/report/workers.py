@@ -27,18 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-Drawn = tuple[str, str, bytes]  # (name, title, PNG bytes)
-
-
-@dataclass(frozen=True)
-class FigureTask:
-    """One builder of report.figures.BUILDERS and its (picklable, small) inputs.
-
-    `weight`: roughly its drawing time; drawers start the heaviest first."""
-
-    builder: str
-    args: tuple[Any, ...]
-    weight: float = 1.0
+from lavabench.report.figure_tasks import Drawn, FigureTask
 
 
 @dataclass(frozen=True)
