@@ -30,7 +30,7 @@ from lavabench.records.reader import Runs
 from lavabench.report.decision import card_html, card_markdown, decision_card
 from lavabench.report.figure_tasks import Drawn, FigureTask
 from lavabench.report.formatting import COMPACT, display_cells, notes_for
-from lavabench.report.workers import DrawJob, FigureWorkers, draw_serial
+from lavabench.report.workers import DrawJob, FigureWorkers
 from lavabench.report.workloads import workload_series
 
 # What each figure shows and how to read it, by figure name (the longest matching prefix).
@@ -65,20 +65,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
 
 
-def draw_figures(
-    runs: Runs,
-    prepared: pd.DataFrame,
-    table: pd.DataFrame,
-    out_dir: Path,
-    history_dir: Path | None = None,
-    cells: pd.DataFrame | None = None,
-) -> list[Drawn]:
-    """All figures of the report, written as PNG and SVG here; returns (name, title, png).
-
-    `cells` (analysis.cell_table) holds the per-dataset tables when the caller has them."""
-    return draw_serial(draw_job(runs, prepared, table, out_dir, history_dir, cells))
-
-
 def draw_job(
     runs: Runs,
     prepared: pd.DataFrame,
@@ -87,16 +73,10 @@ def draw_job(
     history_dir: Path | None = None,
     cells: pd.DataFrame | None = None,
 ) -> DrawJob:
-    """Every figure of the report as a task of small inputs (report.figures draws them)."""
-    return draw_job_of(
-        runs, table, out_dir, figure_tasks(runs, prepared, table, history_dir, cells)
-    )
-
-
-def draw_job_of(runs: Runs, table: pd.DataFrame, out_dir: Path, tasks: list[FigureTask]) -> DrawJob:
-    """`tasks` with what every figure shares: the directory, the title suffix, the colours'
-    models (the table's)."""
-    return DrawJob(out_dir, runs.simulated, [str(m) for m in table["model"]], tasks)
+    """Every figure of the report as one job of small inputs (report.figures draws them),
+    coloured by the models write_report keys its colours on."""
+    tasks = figure_tasks(runs, prepared, table, history_dir, cells)
+    return DrawJob(out_dir, runs.simulated, table_models(prepared), tasks)
 
 
 def latency_task(prepared: pd.DataFrame) -> FigureTask:

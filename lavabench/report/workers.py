@@ -40,11 +40,6 @@ class DrawJob:
     tasks: list[FigureTask]
 
 
-def draw_serial(job: DrawJob) -> list[Drawn]:
-    """The job's figures drawn here, in page order."""
-    return [d for t in job.tasks for d in _draw_task(t, job)]
-
-
 class FigureWorkers:
     """The figure server; use as a context manager (its exit ends the server).
 
