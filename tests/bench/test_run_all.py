@@ -11,6 +11,8 @@ def _inputs(ratios: list[float], memory_runs: list[float], walls: list[float]):
         "summary": {
             "concurrency": 256,
             "best_peer_source": "aiperf 0.13 against the same server",
+            "target_share": 0.85,
+            "target_peer_x": 12.0,
         },
         "pairs": [{"ratio": {"lavabench": x}, "peer_ratio": {"lavabench": 9.0}} for x in ratios],
     }
@@ -26,7 +28,8 @@ def _inputs(ratios: list[float], memory_runs: list[float], walls: list[float]):
     ]
     rate = {"rows": [{"arrival": "constant", "requested_per_s": 10, "error_pct": 0.1}],
             "all_within_target": True, "target_pct": 2.0}  # fmt: skip
-    memory = {"ratios": {"distinct": memory_runs[-1]}, "ratio_runs": {"distinct": memory_runs}}
+    memory = {"ratios": {"distinct": memory_runs[-1]}, "ratio_runs": {"distinct": memory_runs},
+              "target_ratio": 1.15}  # fmt: skip
     report = {"rows": 1_000_000, "report_wall_s": max(walls), "report_wall_s_runs": walls}
     return timing, [], [], rate, memory, report, cli
 
