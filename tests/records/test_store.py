@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,3 +104,35 @@ def test_one_row_per_job_is_exact_when_id_hashes_collide(monkeypatch) -> None:
     assert not store._ids_all_distinct(distinct["job_id"])
     assert store.one_row_per_job(distinct)["job_id"].to_pylist() == ["a", "b", None, "c"]
     assert store.one_row_per_job(table)["job_id"].to_pylist() == ["a", "b", None, "c"]
+
+
+def test_finalize_keeps_one_row_per_job_when_a_part_repeats_jobs(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The merge copies every row on its first pass; a job seen twice (a resume retried a
+    failed item, a crash mid-merge left a copy) makes it write the kept rows instead, the
+    same rows the reader keeps. A hash collision among distinct ids takes that way too."""
+    from lavabench.records import store
+
+    def row(i: int, status: str) -> Record:
+        return dataclasses.replace(_record(i), status=status)
+
+    for case, hashed in (("repeats", None), ("collide", lambda _: 7)):
+        run = tmp_path / case
+        first = RecordWriter(run, metadata={}, flush_rows=100)
+        for i in range(4):
+            first.write(row(i, "ok" if i < 2 else "error"))
+        first.close()  # records.parquet: 2 ok, 2 failed
+        resumed = RecordWriter(run, metadata={}, flush_rows=2)
+        for i, status in ((2, "ok"), (0, "ok"), (3, "error")):
+            resumed.write(row(i, status))
+        resumed.close(finalize=False)
+        expected = read_records(run).select(["job_id", "status"]).to_pylist()
+        if hashed is not None:
+            monkeypatch.setattr(store, "hash", hashed, raising=False)
+        store.finalize_parts(run, store.record_schema())
+        monkeypatch.undo()
+        merged = pq.read_table(run / RECORDS_FILE).select(["job_id", "status"]).to_pylist()
+        assert merged == expected, case
+        assert [r["status"] for r in merged] == ["ok", "ok", "ok", "error"], case
+        assert not (run / PARTS_DIR).exists()
