@@ -184,3 +184,40 @@ def test_the_analysis_read_keeps_the_first_answer_time(tmp_path: Path) -> None:
     pq.write_table(records_to_table(rows, record_schema()), run_dir / RECORDS_FILE)
     prepared = prepare(read_runs([run_dir]).rows)
     assert prepared["_first_answer"].tolist() == pytest.approx([0.3, 0.4, 0.5])
+
+
+def test_iter_columns_streams_the_rows_read_all_keeps(tmp_path: Path) -> None:
+    """The end-of-run table reads a run a row group at a time: the batches hold the rows
+    (and only those) the whole read keeps, in its order, across files and a repeated job."""
+    from lavabench.records.reader import iter_columns
+
+    run = _varied_run(tmp_path / "v")
+    cols = ["job_id", "model", "item_id", "status", "ttft_s", "judge_model"]
+    batches = list(iter_columns(run, cols, dictionary=["model", "item_id", "judge_model"]))
+    assert len(batches) == 4  # one per part: never the whole run at once
+    assert batches[0].schema.field("model").type == pa.dictionary(pa.int32(), pa.string())
+    streamed = pa.concat_tables(batches).to_pylist()
+    assert streamed == read_all(run).select(cols).to_pylist()
+    assert len(streamed) == 2 + 20  # warm-ups + 2 models x 5 items x 2 repeats, once each
+
+
+def test_prepared_batches_keep_their_categories(tmp_path: Path) -> None:
+    """Batches whose categories differ (one all-null) join as one categorical column, not
+    one Python object per row, and give the frame `prepare` gives the whole table."""
+    import pandas as pd
+    from pandas.testing import assert_frame_equal
+
+    from lavabench.analysis.tables import join_columns
+    from lavabench.records.reader import iter_columns
+
+    run = _varied_run(tmp_path / "v")
+    cols = ["model", "dataset", "item_id", "is_warmup", "status", "error_type", "ttft_s",
+            "e2e_s", "correct", "grade_status", "cost_pico_usd"]  # fmt: skip
+    cats = ["model", "dataset", "item_id", "error_type"]
+    frames = [prepare(b.to_pandas()) for b in iter_columns(run, cols, dictionary=cats)]
+    assert len({f["error_type"].cat.categories.dtype for f in frames}) == 2  # one all-null
+    joined = join_columns({c: [f[c].array for f in frames] for c in frames[0].columns})
+    for c in ("model", "item_id", "error_type"):
+        assert isinstance(joined[c].dtype, pd.CategoricalDtype), c
+    whole = prepare(read_columns(run, cols, dictionary=cats).to_pandas())
+    assert_frame_equal(joined, whole.reset_index(drop=True), check_categorical=False)

@@ -17,7 +17,13 @@ from omegaconf import DictConfig
 
 from lavabench.commands.run.execute import endpoint_for_run, run_in_workers, run_loop
 from lavabench.commands.run.fingerprint import run_fingerprint
-from lavabench.commands.run.info import final_info, print_end, run_metadata, run_status
+from lavabench.commands.run.info import (
+    end_of_run_summary,
+    final_info,
+    print_end,
+    run_metadata,
+    run_status,
+)
 from lavabench.commands.run.limits import limiter_for_run
 from lavabench.commands.run.memory import (
     arrow_pool_restored,
@@ -28,7 +34,7 @@ from lavabench.commands.run.setup import budget_guard, prepare, print_plan, resu
 from lavabench.config import plain
 from lavabench.errors import StoreError
 from lavabench.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_STOPPED
-from lavabench.records.store import RecordWriter, write_run_json
+from lavabench.records.store import RecordWriter, finalize_parts, write_run_json
 from lavabench.redaction import redact_logs
 from lavabench.runner.loop import RunOutcome
 
@@ -100,8 +106,17 @@ def _run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
             p.prompts, p.jobs = (), range(len(p.jobs))  # type: ignore[assignment]
             release_freed_memory()
             end_of_run_allocator()
+            summary, records_path = None, None
             try:
-                records_path: Path | None = writer.close()
+                writer.close(finalize=False)
+                try:
+                    # before the merge, from the parts: the table's rows and the merge's
+                    # buffers are never held at once (bench_memory: the run's peak, at 100k)
+                    if store_error is None and p.workload is None:
+                        summary = end_of_run_summary(run_dir)
+                        release_freed_memory()
+                finally:
+                    records_path = finalize_parts(run_dir, writer.schema)
             except StoreError as exc:
                 store_error, records_path = store_error or exc, None
             final = final_info(metadata, p, outcome, status, guard, store_error, secrets)
@@ -111,7 +126,7 @@ def _run_benchmark(cfg: DictConfig, run_dir: Path) -> int:
         print(f"lavabench: error: {store_error}", file=sys.stderr)
         return EXIT_ERROR
     release_freed_memory()  # the merge's
-    print_end(run_dir, run_id, records_path, p, outcome, secrets)
+    print_end(run_dir, run_id, records_path, p, outcome, secrets, summary)
     if p.conf.history.enabled and not outcome.interrupted:
         from lavabench.records.history import add_run  # pyarrow.dataset: only when asked
 

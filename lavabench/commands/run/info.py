@@ -127,16 +127,14 @@ END_OF_RUN_CATEGORIES = ("model", "dataset", "item_id", "status", "error_type", 
 
 def end_of_run_summary(run_dir: Path) -> pd.DataFrame:
     """`per_model_summary` of a run from only the columns it reads, strings as categories,
-    the Arrow buffers let go column by column as they become pandas (bench_memory: the
-    analysis columns of 100,000 rows with strings as objects were most of a run's peak).
-    The same frame as from the full read (tests/records/test_reader.py)."""
-    from lavabench.analysis.tables import SUMMARY_INPUTS, per_model_summary
-    from lavabench.records.reader import read_columns
+    one row group at a time (bench_memory, 100,000 rows: reading the columns whole, then
+    as pandas, then prepared, added ~70 MB at the run's very end, its peak). The same
+    frame as from the full read (tests/records/test_reader.py)."""
+    from lavabench.analysis.tables import SUMMARY_INPUTS, per_model_summary_of_batches
+    from lavabench.records.reader import iter_columns
 
-    rows = read_columns(run_dir, SUMMARY_INPUTS, dictionary=END_OF_RUN_CATEGORIES)
-    frame = rows.to_pandas(split_blocks=True, self_destruct=True)
-    del rows  # self_destruct: the table is unusable now, its buffers already freed
-    return per_model_summary(frame)
+    batches = iter_columns(run_dir, SUMMARY_INPUTS, dictionary=END_OF_RUN_CATEGORIES)
+    return per_model_summary_of_batches(batches)
 
 
 def print_end(
@@ -146,7 +144,10 @@ def print_end(
     p: Prepared,
     outcome: RunOutcome,
     secrets: list[str],
+    summary: pd.DataFrame | None = None,
 ) -> None:
+    """The end-of-run table (`summary`, when computed already: `end_of_run_summary`), where
+    the rows are, the verdict, and why a run stopped early."""
     from lavabench.analysis.tables import per_model_summary
     from lavabench.records.reader import read_columns
     from lavabench.report.terminal import print_summary
@@ -155,7 +156,7 @@ def print_end(
     sim_note = " (simulated)" if p.conf.endpoint.kind == "sim" else ""
     title = f"lavabench run {run_id}{sim_note}"
     if p.workload is None:
-        print_summary(end_of_run_summary(run_dir), title=title)
+        print_summary(end_of_run_summary(run_dir) if summary is None else summary, title=title)
     else:  # the workload tables read the analysis columns: one read for both
         rows = read_columns(run_dir)
         print_summary(per_model_summary(rows), title=title)
