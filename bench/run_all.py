@@ -30,6 +30,11 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _pct(share: float | None) -> str:
+    """A share as a percentage; '-' for rows measured before the bench recorded it."""
+    return "-" if share is None else f"{share:.1%}"
+
+
 def _ms(seconds: float | None) -> str:
     """Seconds as ms; '-' where the load tool reports no latency (aiohttp load, not wrk)."""
     return "-" if seconds is None else f"{seconds * 1e3:.1f} ms"
@@ -101,8 +106,8 @@ def timing_section(client: list, peers: list) -> list[str]:
         "Peers: their own TTFT / ITL percentiles minus the injected 50 / 10 ms (aggregate, and",
         "including the inbound leg: no per-request join is possible).",
         "",
-        "| client | jitter | concurrency | requests | TTFT err p50 / p99 / max ms | ITL err p50 / p99 ms | inbound p50 / p99 ms | loop lag p99 ms | in flight (mean) | client CPU share |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| client | jitter | concurrency | requests | TTFT err p50 / p99 / max ms | ITL err p50 / p99 ms | inbound p50 / p99 ms | loop lag p99 ms | in flight (mean) | client CPU share | host steal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in (r for r in client if r["kind"] == "timing"):
         lines.append(
@@ -111,18 +116,19 @@ def timing_section(client: list, peers: list) -> list[str]:
             f"{_fmt(r['ttft_err_ms_max'])} | {_fmt(r['itl_err_ms_p50'])} / "
             f"{_fmt(r['itl_err_ms_p99'])} | {_fmt(r.get('inbound_ms_p50'))} / "
             f"{_fmt(r.get('inbound_ms_p99'))} | {_fmt(r.get('loop_lag_ms_p99'), '.1f')} | "
-            f"{_fmt(r.get('in_flight_mean'), '.1f')} | {r['client_cpu_share']:.2f} |"
+            f"{_fmt(r.get('in_flight_mean'), '.1f')} | {r['client_cpu_share']:.2f} | "
+            f"{_pct(r.get('host_steal_share'))} |"
         )
     for r in (r for r in peers if r["kind"] == "timing"):
         if r.get("error"):
             lines.append(f"| {r['tool']} | - | {r['concurrency']} | - | could not run: "
-                         f"{r['error']} | - | - | - | - | - |")  # fmt: skip
+                         f"{r['error']} | - | - | - | - | - | - |")  # fmt: skip
             continue
         lines.append(
             f"| {r['tool']} {r['version']} | default | {r['concurrency']} | {r['completed']} | "
             f"{_fmt(r['ttft_err_ms_p50'])} / {_fmt(r['ttft_err_ms_p99'])} / "
             f"{_fmt(r['ttft_err_ms_max'])} | {_fmt(r['itl_err_ms_p50'])} / "
-            f"{_fmt(r['itl_err_ms_p99'])} | - | - | {_fmt(r['achieved_concurrency'], '.1f')} | - |"
+            f"{_fmt(r['itl_err_ms_p99'])} | - | - | {_fmt(r['achieved_concurrency'], '.1f')} | - | - |"
         )
     return lines
 
@@ -236,9 +242,12 @@ def targets_section(client, bare, peers, rate, memory, report, cli, measured_at=
         if cell:
             p99 = [r["ttft_err_ms_p99"] for r in cell]
             lag = [r["loop_lag_ms_p99"] for r in cell if r.get("loop_lag_ms_p99") is not None]
+            steal = [100 * r["host_steal_share"] for r in cell if "host_steal_share" in r]
+            host = f"; host steal {_spread(steal, '.1f', ' %')}" if steal else ""
             checks.append((statistics.median(p99) <= limit, "6, 21",
                            f"TTFT error p99 at c={c}: {_spread(p99, unit=' ms')} (loop lag p99 "
-                           f"{_spread(lag, '.1f', ' ms') if lag else '-'})", f"<= {limit} ms"))  # fmt: skip
+                           f"{_spread(lag, '.1f', ' ms') if lag else '-'}{host})",
+                           f"<= {limit} ms"))  # fmt: skip
     worst = max(rate["rows"], key=lambda r: abs(r["error_pct"]))
     checks.append((rate["all_within_target"], "6", f"rate: worst cell {worst['arrival']} "
                    f"{worst['requested_per_s']}/s at {worst['error_pct']:+.2f}%",

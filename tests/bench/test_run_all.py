@@ -65,3 +65,14 @@ def test_a_peer_that_never_ran_is_not_measured_and_not_met() -> None:
     inputs[-1]["summary"]["best_peer_source"] = "could not run: aiperf: no wheel"
     row = _row(targets_section(*inputs), "best peer")
     assert "not measured (could not run: aiperf: no wheel)" in row and row.endswith("| NO |")
+
+
+def test_the_ttft_rows_say_how_much_the_host_stole() -> None:
+    """A TTFT bound of 1 ms is only as good as the host: the row shows the steal measured
+    during its runs (absent from rows measured before the bench recorded it)."""
+    inputs = _inputs([0.9, 0.9, 0.9], [1.1, 1.1, 1.1], [9.0, 9.0, 9.0])
+    assert "steal" not in _row(targets_section(*inputs), "c=64")
+    for share, row in zip((0.031, 0.002, 0.04, 0.0), inputs[0], strict=True):
+        row["host_steal_share"] = share
+    ttft64 = _row(targets_section(*inputs), "c=64")
+    assert "host steal 3.1 % (0.2 - 4.0 %, 3 runs)" in ttft64
