@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ class Attempt:
     error: GatewayError | None = None
     lava_request_id: str | None = None
     server_headers: dict[str, str] = field(default_factory=dict)
-    # the aiohttp wire's silence check (`_ReadWatchdog`): when bytes last arrived, and
+    # the aiohttp wire's silence check (`_DeadlineWatchdog`): when bytes last arrived, and
     # whether the watchdog ended the attempt for a silence longer than `read_s`
     last_read_ns: int = 0
     stalled: bool = False
@@ -216,15 +217,19 @@ class HttpClient:
         first_at = min(total_at, now + t.first_token_s) if request.stream else total_at
         watchdog = self._wire.watchdog
         try:
-            async with asyncio.timeout_at(first_at) as deadline:
-                if watchdog is not None:
-                    watchdog.watch(attempt, deadline)
-                try:
+            if watchdog is None:  # the wire enforces read_s; the deadlines are timers
+                async with asyncio.timeout_at(first_at) as deadline:
                     await self._wire.exchange(
                         request, attempt, lambda: deadline.reschedule(total_at)
                     )
-                finally:
-                    if watchdog is not None:
+            else:  # the watchdog enforces all three: no timer armed per request
+                async with asyncio.timeout_at(None) as deadline:
+                    first_by_ns = send_ns + round((first_at - now) * 1e9)
+                    watchdog.watch(attempt, deadline, first_by_ns if request.stream else None,
+                                   send_ns + round(t.total_s * 1e9))  # fmt: skip
+                    try:
+                        await self._wire.exchange(request, attempt, _no_first_token_hook)
+                    finally:
                         watchdog.unwatch(attempt)
         except TimeoutError:
             got_token = attempt.result is not None and bool(attempt.result.token_times_ns)
@@ -270,7 +275,7 @@ class _Response(Protocol):
 
 
 class _Wire(Protocol):
-    watchdog: _ReadWatchdog | None  # None: the wire enforces `read_s` itself (httpx)
+    watchdog: _DeadlineWatchdog | None  # None: the wire enforces `read_s` itself (httpx)
 
     async def exchange(
         self, request: WireRequest, attempt: Attempt, on_first_token: Callable[[], None]
@@ -296,7 +301,9 @@ class _AiohttpWire:
         # read (two loop calls per SSE chunk, ~1.5% of the loop at c=256 in py-spy); the
         # watchdog checks every attempt's last read a few times per `read_s` instead.
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect_s)
-        self.watchdog: _ReadWatchdog | None = _ReadWatchdog(timeouts.read_s)
+        self.watchdog: _DeadlineWatchdog | None = _DeadlineWatchdog(
+            timeouts.read_s, timeouts.first_token_s, timeouts.total_s
+        )
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -353,7 +360,7 @@ class _HttpxWire:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        self.watchdog: _ReadWatchdog | None = None  # httpx's own read timeout applies
+        self.watchdog: _DeadlineWatchdog | None = None  # httpx's own read timeout applies
         self._urls: dict[str, httpx.URL] = {}
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -510,23 +517,42 @@ async def _read_all(chunks: AsyncIterator[bytes], attempt: Attempt) -> bytes:
     return b"".join(parts)
 
 
-class _ReadWatchdog:
-    """`read_s` for the aiohttp wire: ends an attempt whose last read is older than that.
+def _no_first_token_hook() -> None:
+    """The watchdog sees the first token in the attempt itself: nothing to re-arm."""
 
-    One task per client wakes every read_s / 4 (at most 1 s) and looks at the attempts in
-    flight (their `last_read_ns`, stamped as bytes arrive): a silence of read_s is noticed
-    within read_s + read_s / 4. It ends the attempt through its own deadline (`stalled`
-    tells `send` why), so the classification is the one of any other timeout."""
 
-    def __init__(self, read_s: float) -> None:
+class _DeadlineWatchdog:
+    """The aiohttp wire's deadlines: `read_s` (no bytes for that long), the first-token
+    limit and `total_s`, for every attempt in flight, from one task.
+
+    Why not timers: aiohttp's sock_read cancels and re-arms a timer on every read, and a
+    per-request `asyncio.timeout` arms one at the send and re-arms it at the first token
+    (~4 % of the loop thread at c=256 in py-spy, on top of aiohttp's own). The task wakes
+    every quarter of the shortest limit (at most every 1 s) and looks at each attempt's
+    stamps (`last_read_ns`, stamped as bytes arrive; its first token): a limit of L is
+    noticed within L + L / 4 (and at most 1 s late). It ends the attempt through its own
+    `asyncio.Timeout` (`stalled` tells `send` a silence from a deadline), so the
+    classification is the one of any other timeout."""
+
+    def __init__(self, read_s: float, first_token_s: float = math.inf,
+                 total_s: float = math.inf) -> None:  # fmt: skip
         self._read_ns = round(read_s * 1e9)
-        self._every_s = min(1.0, read_s / 4)
+        self._every_s = min(1.0, read_s / 4, first_token_s / 4, total_s / 4)
         # by id: an Attempt is a mutable dataclass, hence unhashable
-        self._watched: dict[int, tuple[Attempt, asyncio.Timeout]] = {}
+        self._watched: dict[int, tuple[Attempt, asyncio.Timeout, int | None, int]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def watch(self, attempt: Attempt, deadline: asyncio.Timeout) -> None:
-        self._watched[id(attempt)] = (attempt, deadline)
+    def watch(
+        self,
+        attempt: Attempt,
+        deadline: asyncio.Timeout,
+        first_by_ns: int | None = None,
+        total_by_ns: int | None = None,
+    ) -> None:
+        """Watch `attempt` until `unwatch`: its first token due by `first_by_ns` (None: no
+        such limit, or met), the whole attempt by `total_by_ns` (perf_counter_ns)."""
+        total = total_by_ns if total_by_ns is not None else 2**63
+        self._watched[id(attempt)] = (attempt, deadline, first_by_ns, total)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -537,9 +563,18 @@ class _ReadWatchdog:
         clock, loop = time.perf_counter_ns, asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._every_s)
-            limit = clock() - self._read_ns
-            for attempt, deadline in list(self._watched.values()):
-                if attempt.last_read_ns < limit and not attempt.stalled and not deadline.expired():
+            now = clock()
+            silent_since = now - self._read_ns
+            for attempt, deadline, first_by, total_by in list(self._watched.values()):
+                if deadline.expired() or attempt.stalled:
+                    continue
+                result = attempt.result
+                no_token = result is None or not result.token_times_ns
+                if first_by is not None and now >= first_by and no_token:
+                    deadline.reschedule(loop.time())  # send: "no first token within"
+                elif now >= total_by:
+                    deadline.reschedule(loop.time())
+                elif attempt.last_read_ns < silent_since:
                     attempt.stalled = True
                     deadline.reschedule(loop.time())
 
