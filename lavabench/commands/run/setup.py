@@ -210,7 +210,24 @@ def prepare_share(cfg: DictConfig, share: WorkerShare) -> Prepared:
     r.concurrency, r.rate, r.budget_usd, r.workers = (
         share.concurrency, share.rate, share.budget_usd, 1
     )  # fmt: skip
+    _warm_before_ready()
     return p
+
+
+def _warm_before_ready() -> None:
+    """What a worker would otherwise do after it said ready, when the run's origin is
+    already fixed (0.5 s ahead, runner/workers): pyarrow's first conversion (it imports
+    pandas, ~250 ms) and a full collection of the heap the plan left (the runner's own
+    `gc.collect()` then traverses only what came after this freeze). On a slow host with
+    two workers, the simulator and the parent on 2 cores, those left a worker's first
+    sends up to 270 ms behind the schedule (tests/runner/test_workers.py)."""
+    import gc
+
+    from lavabench.records.store import record_schema, records_to_table
+
+    records_to_table([], record_schema())
+    gc.collect()
+    gc.freeze()
 
 
 def _select(jobs: Sequence[Job], indices: Iterable[int]) -> Sequence[Job]:
