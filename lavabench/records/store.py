@@ -65,6 +65,13 @@ def records_to_table(records: list[Record], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=schema)
 
 
+def warm_up_conversion() -> None:
+    """Convert once now, before the run's clock matters: pyarrow's first conversion imports
+    pandas (~250 ms holding the GIL), which in the writer thread mid-run stalled the loop
+    stamping tokens, and in a worker after it said ready delayed its first sends."""
+    records_to_table([], record_schema())
+
+
 def _write_atomic(table: pa.Table, path: Path) -> None:
     """One part, written while tokens arrive on the same core: the cheapest encoding that
     stays compact (measured on 500 real rows: zstd with dictionaries and statistics 10.6 ms
@@ -116,9 +123,7 @@ class RecordWriter:
         except OSError as exc:
             raise StoreError(f"cannot create {self.parts_dir}: {exc}") from exc
         self.schema = record_schema(metadata)
-        # Convert once now: pyarrow's first conversion imports pandas (~250 ms holding the
-        # GIL), which in the writer thread mid-run stalled the loop stamping tokens.
-        records_to_table([], self.schema)
+        warm_up_conversion()
         self._flush_rows = max(1, flush_rows)
         self._flush_interval_s = flush_interval_s
         self._buffer: list[Record] = []
@@ -250,8 +255,7 @@ def _copy_rows(
             writer.write_table(pa.concat_tables(pending))
     if keep is not None:
         return True
-    every = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
-    return len(np.unique(every)) == len(every)
+    return _hashes_distinct(np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64))
 
 
 _MERGE_BATCH_ROWS = 4096
@@ -338,7 +342,11 @@ def _ids_all_distinct(ids: pa.ChunkedArray | pa.Array) -> bool:
     hashes mean distinct ids); False may also be a hash collision, which only sends the
     caller the exact way. Not pc.count_distinct: its hash table of every id stayed in
     Arrow's allocator, +25 MB of RSS at 100,000 ids, twice at the end of a run."""
-    hashes = _id_hashes(ids)
+    return _hashes_distinct(_id_hashes(ids))
+
+
+def _hashes_distinct(hashes: np.ndarray) -> bool:
+    """No hash twice: the ids behind them are distinct (the converse needs the ids)."""
     return len(np.unique(hashes)) == len(hashes)
 
 

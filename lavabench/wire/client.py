@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -534,8 +533,7 @@ class _DeadlineWatchdog:
     `asyncio.Timeout` (`stalled` tells `send` a silence from a deadline), so the
     classification is the one of any other timeout."""
 
-    def __init__(self, read_s: float, first_token_s: float = math.inf,
-                 total_s: float = math.inf) -> None:  # fmt: skip
+    def __init__(self, read_s: float, first_token_s: float, total_s: float) -> None:
         self._read_ns = round(read_s * 1e9)
         self._every_s = min(1.0, read_s / 4, first_token_s / 4, total_s / 4)
         # by id: an Attempt is a mutable dataclass, hence unhashable
@@ -543,16 +541,11 @@ class _DeadlineWatchdog:
         self._task: asyncio.Task[None] | None = None
 
     def watch(
-        self,
-        attempt: Attempt,
-        deadline: asyncio.Timeout,
-        first_by_ns: int | None = None,
-        total_by_ns: int | None = None,
+        self, attempt: Attempt, deadline: asyncio.Timeout, first_by_ns: int | None, total_by_ns: int
     ) -> None:
-        """Watch `attempt` until `unwatch`: its first token due by `first_by_ns` (None: no
-        such limit, or met), the whole attempt by `total_by_ns` (perf_counter_ns)."""
-        total = total_by_ns if total_by_ns is not None else 2**63
-        self._watched[id(attempt)] = (attempt, deadline, first_by_ns, total)
+        """Watch `attempt` until `unwatch`: its first token due by `first_by_ns` (None: not
+        a stream), the whole attempt by `total_by_ns` (perf_counter_ns)."""
+        self._watched[id(attempt)] = (attempt, deadline, first_by_ns, total_by_ns)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 

@@ -223,9 +223,9 @@ def _warm_before_ready() -> None:
     sends up to 270 ms behind the schedule (tests/runner/test_workers.py)."""
     import gc
 
-    from lavabench.records.store import record_schema, records_to_table
+    from lavabench.records.store import warm_up_conversion
 
-    records_to_table([], record_schema())
+    warm_up_conversion()
     gc.collect()
     gc.freeze()
 
