@@ -238,7 +238,8 @@ def _run(
         # time the hypervisor ran others on this machine's cores while the run ran: a
         # vCPU taken away for a few ms delays every stamp due then (a TTFT p99 at c=64 is
         # the 7th-worst of 640 requests; 3 % steal moved it 0.9 -> 2-4 ms, 2026-12-02)
-        "host_steal_share": (steal1 - steal0) / max(total1 - total0, 1),
+        # (None, not 0, if no tick passed: nothing was measured)
+        "host_steal_share": (steal1 - steal0) / (total1 - total0) if total1 > total0 else None,
     }
     if monitor is not None:
         summary = monitor.summary(concurrency=concurrency)

@@ -242,7 +242,8 @@ def targets_section(client, bare, peers, rate, memory, report, cli, measured_at=
         if cell:
             p99 = [r["ttft_err_ms_p99"] for r in cell]
             lag = [r["loop_lag_ms_p99"] for r in cell if r.get("loop_lag_ms_p99") is not None]
-            steal = [100 * r["host_steal_share"] for r in cell if "host_steal_share" in r]
+            steal = [100 * r["host_steal_share"] for r in cell
+                     if r.get("host_steal_share") is not None]  # fmt: skip
             host = f"; host steal {_spread(steal, '.1f', ' %')}" if steal else ""
             checks.append((statistics.median(p99) <= limit, "6, 21",
                            f"TTFT error p99 at c={c}: {_spread(p99, unit=' ms')} (loop lag p99 "

@@ -76,3 +76,5 @@ def test_the_ttft_rows_say_how_much_the_host_stole() -> None:
         row["host_steal_share"] = share
     ttft64 = _row(targets_section(*inputs), "c=64")
     assert "host steal 3.1 % (0.2 - 4.0 %, 3 runs)" in ttft64
+    inputs[0][0]["host_steal_share"] = None  # no tick passed: unknown, left out, not 0
+    assert "host steal 2.1 % (0.2 - 4.0 %, 2 runs)" in _row(targets_section(*inputs), "c=64")
